@@ -1,0 +1,95 @@
+# rd_vla_ros: set-up, tests and demo. The README's two commands are `make demo` and `make test`;
+# both set up what is missing first (idempotent: a second run installs nothing).
+#
+#   make setup            virtual environment (.venv) + Debian build tools + pinned Python deps
+#                         + messages generated from msg/ and installed into .venv + editable sources
+#   make test             setup, then the whole test suite (lint included)
+#   make demo             setup, then the demo
+#   make colcon           build the package as a ROS 2 user would (colcon) in build/colcon_ws
+#
+# GPU machines: make setup TORCH_REQ=requirements/torch-cuda.txt TORCH_PIP_ARGS="--index-url <CUDA wheel index>"
+# (see README, "GPU").
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMPS := $(VENV)/.rd_vla_stamps
+BUILD := build
+PREFIX := $(abspath $(VENV))
+
+TORCH_REQ ?= requirements/torch-cpu.txt
+TORCH_PIP_ARGS ?=
+
+# ROS traffic of tests and demos stays on this machine, in a domain of its own, logs in build/.
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export ROS_DOMAIN_ID ?= $(shell echo $$(( ($$$$ % 90) + 10 )))
+export ROS_LOG_DIR ?= $(abspath $(BUILD))/ros_log
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export MPLBACKEND ?= Agg
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SYSTEM_TOOLS := cmake ninja g++
+
+.PHONY: setup test demo colcon lint clean distclean
+
+setup: $(STAMPS)/msgs $(STAMPS)/editable
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/system: | $(PY)
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing Debian build tools (missing:$$missing)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake ninja-build g++; \
+	fi
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/torch: $(TORCH_REQ) | $(PY)
+	$(PIP) install -q $(TORCH_PIP_ARGS) -r $(TORCH_REQ)
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/deps: requirements/main.txt requirements/no-deps.txt $(STAMPS)/torch
+	$(PIP) install -q -r requirements/main.txt
+	$(PIP) install -q --no-deps -r requirements/no-deps.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+# Messages: generated from msg/ by rosidl (CMake) and installed into the venv prefix. The wheels'
+# CMake exports name the wheel builder's Python include dirs; tools/patch_wheel_cmake.py fixes them.
+$(STAMPS)/msgs: $(STAMPS)/deps $(STAMPS)/system CMakeLists.txt package.xml $(wildcard msg/*.msg)
+	$(PY) tools/patch_wheel_cmake.py $(PREFIX)
+	AMENT_PREFIX_PATH=$(PREFIX) CMAKE_PREFIX_PATH=$(PREFIX) cmake -S . -B $(BUILD)/cmake -G Ninja \
+	  -DPython3_EXECUTABLE=$(PREFIX)/bin/python -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+	  -DRD_VLA_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF > $(BUILD)/cmake-configure.log
+	cmake --build $(BUILD)/cmake > $(BUILD)/cmake-build.log
+	cmake --install $(BUILD)/cmake > $(BUILD)/cmake-install.log
+	@mkdir -p $(STAMPS) && touch $@
+
+$(STAMPS)/editable: setup.py $(STAMPS)/deps
+	$(PIP) install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
+	@mkdir -p $(STAMPS) && touch $@
+
+test: setup
+	@mkdir -p $(ROS_LOG_DIR)
+	@echo "tests: ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) ROS_AUTOMATIC_DISCOVERY_RANGE=$(ROS_AUTOMATIC_DISCOVERY_RANGE)"
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+demo: setup
+	@mkdir -p $(ROS_LOG_DIR)
+	$(PY) -m rd_vla_ros.demos.run_demo
+
+colcon: setup
+	$(PY) tools/colcon_build.py $(BUILD)/colcon_ws
+
+clean:
+	rm -rf $(BUILD)
+
+distclean: clean
+	rm -rf $(VENV)

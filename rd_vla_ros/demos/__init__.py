@@ -1,0 +1,1 @@
+"""Small runnable demonstrations of the package over a real ROS graph."""

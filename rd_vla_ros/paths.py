@@ -1,0 +1,27 @@
+"""Where the package's data files (config/, launch/) are, in a source checkout or a colcon install."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
+
+@cache
+def share_dir() -> Path:
+    """The directory holding config/ and launch/.
+
+    A source checkout (editable install) uses the checkout itself; a colcon install uses
+    share/rd_vla_ros found through the ament index.
+    """
+    if (_SOURCE_ROOT / "package.xml").is_file() and (_SOURCE_ROOT / "config").is_dir():
+        return _SOURCE_ROOT
+    from ament_index_python.packages import get_package_share_directory  # only needed when installed
+
+    return Path(get_package_share_directory("rd_vla_ros"))
+
+
+def config_path(name: str) -> Path:
+    """Path of a file shipped in config/ (e.g. "aloha_bimanual.yaml")."""
+    return share_dir() / "config" / name

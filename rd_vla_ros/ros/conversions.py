@@ -1,0 +1,87 @@
+"""Pure conversions between ROS messages and plain arrays (no node, no executor needed)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+
+from rd_vla_ros.chunk import ActionChunkData
+from rd_vla_ros.msg import ActionChunk
+
+_NS_PER_S = 1_000_000_000
+
+
+def time_to_ns(stamp: Time) -> int:
+    return int(stamp.sec) * _NS_PER_S + int(stamp.nanosec)
+
+
+def ns_to_time(ns: int) -> Time:
+    if ns < 0:
+        raise ValueError(f"a ROS Time cannot be negative, got {ns} ns")
+    sec, nanosec = divmod(int(ns), _NS_PER_S)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def duration_to_s(d: Duration) -> float:
+    return int(d.sec) + int(d.nanosec) / _NS_PER_S
+
+
+def s_to_duration(seconds: float) -> Duration:
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration must be finite, got {seconds}")
+    ns = round(seconds * _NS_PER_S)
+    sec, nanosec = divmod(ns, _NS_PER_S)  # floor division keeps nanosec in [0, 1e9) for negatives
+    return Duration(sec=sec, nanosec=nanosec)
+
+
+def action_chunk_to_msg(chunk: ActionChunkData) -> ActionChunk:
+    """Build an `ActionChunk` message (positions flattened row-major)."""
+    msg = ActionChunk()
+    msg.header.stamp = ns_to_time(chunk.stamp_ns)
+    msg.sequence = int(chunk.sequence)
+    msg.joint_names = list(chunk.joint_names)
+    msg.chunk_length = chunk.chunk_length
+    msg.execution_horizon = int(chunk.execution_horizon)
+    msg.control_period = s_to_duration(chunk.control_period_s)
+    msg.positions = np.ascontiguousarray(chunk.positions, dtype=np.float64).reshape(-1)
+    msg.iterations = int(chunk.iterations)
+    msg.min_iterations = int(chunk.min_iterations)
+    msg.max_iterations = int(chunk.max_iterations)
+    msg.converged = bool(chunk.converged)
+    msg.halting_strategy = chunk.halting_strategy
+    msg.halting_threshold = float(chunk.halting_threshold)
+    msg.halting_residual = float(chunk.halting_residual)
+    msg.residual_trace = np.asarray(chunk.residual_trace, dtype=np.float64)
+    msg.backbone_latency = float(chunk.backbone_latency_s)
+    msg.head_latency = float(chunk.head_latency_s)
+    msg.inference_latency = float(chunk.inference_latency_s)
+    return msg
+
+
+def action_chunk_from_msg(msg: ActionChunk) -> ActionChunkData:
+    """Read an `ActionChunk` back into arrays; raises ValueError when its sizes are inconsistent."""
+    h, j = int(msg.chunk_length), len(msg.joint_names)
+    flat = np.asarray(msg.positions, dtype=np.float64)
+    if flat.size != h * j:
+        raise ValueError(f"ActionChunk has {flat.size} positions, expected chunk_length*joints = {h}*{j}")
+    return ActionChunkData(
+        positions=flat.reshape(h, j),
+        joint_names=list(msg.joint_names),
+        execution_horizon=int(msg.execution_horizon),
+        control_period_s=duration_to_s(msg.control_period),
+        stamp_ns=time_to_ns(msg.header.stamp),
+        sequence=int(msg.sequence),
+        iterations=int(msg.iterations),
+        min_iterations=int(msg.min_iterations),
+        max_iterations=int(msg.max_iterations),
+        converged=bool(msg.converged),
+        halting_strategy=str(msg.halting_strategy),
+        halting_threshold=float(msg.halting_threshold),
+        halting_residual=float(msg.halting_residual),
+        residual_trace=np.asarray(msg.residual_trace, dtype=np.float64),
+        backbone_latency_s=float(msg.backbone_latency),
+        head_latency_s=float(msg.head_latency),
+        inference_latency_s=float(msg.inference_latency),
+    )
