@@ -60,6 +60,7 @@ $(STAMPS)/deps: requirements/main.txt requirements/no-deps.txt $(STAMPS)/torch
 # Messages: generated from msg/ by rosidl (CMake) and installed into the venv prefix. The wheels'
 # CMake exports name the wheel builder's Python include dirs; tools/patch_wheel_cmake.py fixes them.
 $(STAMPS)/msgs: $(STAMPS)/deps $(STAMPS)/system CMakeLists.txt package.xml $(wildcard msg/*.msg)
+	@mkdir -p $(BUILD)
 	$(PY) tools/patch_wheel_cmake.py $(PREFIX)
 	AMENT_PREFIX_PATH=$(PREFIX) CMAKE_PREFIX_PATH=$(PREFIX) cmake -S . -B $(BUILD)/cmake -G Ninja \
 	  -DPython3_EXECUTABLE=$(PREFIX)/bin/python -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
@@ -68,7 +69,7 @@ $(STAMPS)/msgs: $(STAMPS)/deps $(STAMPS)/system CMakeLists.txt package.xml $(wil
 	cmake --install $(BUILD)/cmake > $(BUILD)/cmake-install.log
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/editable: setup.py $(STAMPS)/deps
+$(STAMPS)/editable: setup.py $(STAMPS)/msgs
 	$(PIP) install -q --no-deps --no-build-isolation -e . --config-settings editable_mode=compat
 	@mkdir -p $(STAMPS) && touch $@
 
