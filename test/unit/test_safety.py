@@ -1,0 +1,51 @@
+"""Command clamping against a naive reference and hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from rd_vla_ros.safety import clamp_chunk
+
+LOWER, UPPER, VMAX = np.array([-1.0, 0.0]), np.array([1.0, 1.0]), np.array([1.0, 10.0])
+
+
+def test_hand_computed_case() -> None:
+    chunk = np.array([[0.5, 2.0], [0.6, 0.5], [-5.0, 0.5]])
+    safe, report = clamp_chunk(chunk, np.array([0.0, 0.5]), LOWER, UPPER, VMAX, period_s=0.1)
+    # joint 0 moves at most 0.1 per row from 0.0; joint 1 is clamped to its upper limit 1.0 first
+    np.testing.assert_allclose(safe, [[0.1, 1.0], [0.2, 0.5], [0.1, 0.5]])
+    assert report.position_clamps == 2  # 2.0 -> 1.0 and -5.0 -> -1.0
+    assert report.velocity_clamps == 3  # joint 0 on every row
+    assert report.total == 5
+
+
+def test_feasible_chunk_is_untouched() -> None:
+    chunk = np.array([[0.05, 0.6], [0.1, 0.7]])
+    safe, report = clamp_chunk(chunk, np.array([0.0, 0.5]), LOWER, UPPER, VMAX, 0.1)
+    np.testing.assert_array_equal(safe, chunk)
+    assert report.total == 0
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_is_refused_not_clamped(bad: float) -> None:
+    with pytest.raises(ValueError, match="non-finite targets"):
+        clamp_chunk(np.array([[bad, 0.5]]), np.zeros(2), LOWER, UPPER, VMAX, 0.1)
+    with pytest.raises(ValueError, match="measured joint positions are non-finite"):
+        clamp_chunk(np.array([[0.0, 0.5]]), np.array([bad, 0.0]), LOWER, UPPER, VMAX, 0.1)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    chunk=arrays(np.float64, (6, 2), elements=st.floats(-3, 3)),
+    measured=arrays(np.float64, (2,), elements=st.floats(-2, 2)),
+)
+def test_output_always_within_limits_and_reachable(chunk: np.ndarray, measured: np.ndarray) -> None:
+    dt = 0.05
+    safe, _ = clamp_chunk(chunk, measured, LOWER, UPPER, VMAX, dt)
+    assert (safe >= LOWER - 1e-12).all() and (safe <= UPPER + 1e-12).all()
+    steps = np.abs(np.diff(np.vstack([np.clip(measured, LOWER, UPPER), safe]), axis=0))
+    assert (steps <= VMAX * dt + 1e-12).all()
