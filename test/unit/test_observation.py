@@ -1,0 +1,59 @@
+"""Observation assembly: freshness, camera sync, missing inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rd_vla_ros.observation import AssemblyLimits, ObservationAssembler
+
+S = 1_000_000_000
+IMG = np.zeros((4, 4, 3), np.uint8)
+
+
+def ready(now: int) -> ObservationAssembler:
+    a = ObservationAssembler(["top", "wrist"], AssemblyLimits(0.2, 0.1, 0.05), default_instruction="pick")
+    a.cameras["top"].update(IMG, now - S // 100, now)
+    a.cameras["wrist"].update(IMG, now - S // 50, now)
+    a.joints.update(np.arange(3.0), now - S // 200, now)
+    return a
+
+
+def test_assembles_when_everything_is_fresh_and_in_sync() -> None:
+    now = 100 * S
+    obs, reason = ready(now).assemble(now)
+    assert reason == "" and obs is not None
+    assert list(obs.images) == ["top", "wrist"]
+    assert obs.stamp_ns == now - S // 200  # newest input stamp
+    assert obs.instruction == "pick"
+
+
+@pytest.mark.parametrize(
+    ("break_it", "reason"),
+    [
+        (lambda a, now: a.cameras["wrist"].update(IMG, now - S // 2, now), "stale camera"),
+        (lambda a, now: a.joints.update(np.zeros(3), now - S // 5, now), "stale joint state"),
+        (lambda a, now: a.cameras["top"].update(IMG, now - S // 10, now), "out of sync by 0.080"),
+        (lambda a, now: setattr(a.instruction, "value", None), "no instruction"),
+    ],
+)
+def test_blocks_with_a_reason(break_it, reason: str) -> None:
+    now = 100 * S
+    a = ready(now)
+    break_it(a, now)
+    obs, why = a.assemble(now)
+    assert obs is None and reason in why
+
+
+def test_missing_inputs() -> None:
+    a = ObservationAssembler(["top"], default_instruction="x")
+    assert "no image yet from camera(s) ['top']" in a.assemble(0)[1]
+    a.cameras["top"].update(IMG, 0, 0)
+    assert a.assemble(0)[1] == "no joint state yet"
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ValueError, match=r"AssemblyLimits\.sync_tolerance_s must be > 0"):
+        AssemblyLimits(sync_tolerance_s=0)
+    with pytest.raises(ValueError, match="at least one camera"):
+        ObservationAssembler([])
