@@ -1,0 +1,117 @@
+"""The whole RD-VLA configuration: backbone, head, training depth, inference (halting, horizon)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from rd_vla_ros.model.backbone_config import BackboneConfig
+from rd_vla_ros.model.depth import DepthSamplerConfig
+from rd_vla_ros.model.head_config import HeadConfig
+
+CHECKPOINT_FORMAT_VERSION = 1
+
+
+@dataclass
+class InferenceSettings:
+    """How the recurrent head runs at inference; everything here is tunable while the robot runs.
+
+    Attributes:
+        halting: halting criterion name (see rd_vla_ros.model.halting), e.g. "action_mse".
+        threshold: the criterion's threshold (delta for action_mse); None = the criterion's default.
+        min_iterations / max_iterations: bounds on k* (the official code caps at 32).
+        fixed_depth: > 0 runs exactly this many iterations (no halting); 0 = adaptive.
+        horizon: execution-horizon schedule name (see rd_vla_ros.model.horizon): "linear", "binary", "fixed".
+        horizon_params: that schedule's parameters (e.g. {"h_max": 8, "h_min": 2, "tau_base": 4}).
+    """
+
+    halting: str = "action_mse"
+    threshold: float | None = 1e-3
+    min_iterations: int = 1
+    max_iterations: int = 32
+    fixed_depth: int = 0
+    horizon: str = "linear"
+    horizon_params: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.threshold is not None and not (math.isfinite(self.threshold) and self.threshold > 0):
+            raise ValueError(f"InferenceSettings.threshold must be finite and > 0, got {self.threshold}")
+        if self.min_iterations < 1:
+            raise ValueError(f"InferenceSettings.min_iterations must be >= 1, got {self.min_iterations}")
+        if self.max_iterations < self.min_iterations:
+            raise ValueError(
+                f"InferenceSettings.max_iterations must be >= min_iterations ({self.min_iterations}),"
+                f" got {self.max_iterations}"
+            )
+        if self.fixed_depth < 0:
+            raise ValueError(f"InferenceSettings.fixed_depth must be >= 0 (0 = adaptive), got {self.fixed_depth}")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.fixed_depth == 0
+
+    @property
+    def iteration_bounds(self) -> tuple[int, int]:
+        """(min, max) iterations actually used: a fixed depth pins both."""
+        if self.fixed_depth > 0:
+            return self.fixed_depth, self.fixed_depth
+        return self.min_iterations, self.max_iterations
+
+
+@dataclass
+class RDVLAConfig:
+    """Everything needed to rebuild a policy; stored as config.json next to model.safetensors.
+
+    Attributes:
+        joint_names: the action / proprio layout, e.g. ALOHA's 14 joints (left arm + gripper, right
+            arm + gripper). Its length must equal head.action_dim and head.proprio_dim.
+        camera_names: the cameras the policy sees, in backbone order (len == backbone.num_cameras).
+        control_period_s: time between consecutive chunk rows (ALOHA: 0.02 s, 50 Hz).
+    """
+
+    backbone: BackboneConfig
+    head: HeadConfig
+    joint_names: list[str]
+    camera_names: list[str]
+    control_period_s: float = 0.02
+    depth: DepthSamplerConfig = field(default_factory=DepthSamplerConfig)
+    inference: InferenceSettings = field(default_factory=InferenceSettings)
+
+    def __post_init__(self) -> None:
+        j = len(self.joint_names)
+        if j != self.head.action_dim or j != self.head.proprio_dim:
+            raise ValueError(
+                f"RDVLAConfig.joint_names has {j} joints but head.action_dim={self.head.action_dim},"
+                f" head.proprio_dim={self.head.proprio_dim}"
+            )
+        if len(self.camera_names) != self.backbone.num_cameras:
+            raise ValueError(
+                f"RDVLAConfig.camera_names has {len(self.camera_names)} names but backbone.num_cameras="
+                f"{self.backbone.num_cameras}"
+            )
+        if not self.control_period_s > 0:
+            raise ValueError(f"RDVLAConfig.control_period_s must be > 0, got {self.control_period_s}")
+
+
+ALOHA_JOINTS = [
+    f"{side}_{joint}"
+    for side in ("left", "right")
+    for joint in ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper")
+]
+ALOHA_CAMERAS = ["top", "left_wrist"]
+
+
+def make_config(
+    preset: str,
+    joint_names: list[str] | None = None,
+    camera_names: list[str] | None = None,
+    **backbone_overrides: object,
+) -> RDVLAConfig:
+    """A full configuration from a backbone preset ("tiny" or "paper"); defaults to ALOHA (14 joints)."""
+    joint_names = list(joint_names or ALOHA_JOINTS)
+    camera_names = list(camera_names or ALOHA_CAMERAS)
+    backbone = BackboneConfig.from_preset(preset, num_cameras=len(camera_names), **backbone_overrides)
+    head_sizes = {"tiny": {"d_model": 64, "num_heads": 4}, "paper": {"d_model": 896, "num_heads": 8}}[preset]
+    width = backbone.llm_config["hidden_size"] if backbone.llm_config else backbone.llm_hidden
+    head = HeadConfig(**head_sizes, backbone_width=width, action_dim=len(joint_names), proprio_dim=len(joint_names))  # type: ignore[arg-type]
+    return RDVLAConfig(backbone=backbone, head=head, joint_names=joint_names, camera_names=camera_names)
