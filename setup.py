@@ -21,6 +21,8 @@ setup(
     ],
     entry_points={
         "console_scripts": [
+            "rd_vla_node = rd_vla_ros.ros.node:main",
+            "rd-vla = rd_vla_ros.cli:main",
             "rd_vla_chunk_talker = rd_vla_ros.demos.chunk_loopback:talker_main",
             "rd_vla_chunk_echo = rd_vla_ros.demos.chunk_loopback:echo_main",
         ],

@@ -13,11 +13,10 @@ NODES = ["rd_vla_chunk_echo", "rd_vla_chunk_talker"]
 
 
 def generate_launch_description():
+    from launch import LaunchDescription
     from launch.actions import DeclareLaunchArgument
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
-
-    from launch import LaunchDescription
 
     count = LaunchConfiguration("count")
     nodes = [

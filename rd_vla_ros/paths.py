@@ -25,3 +25,14 @@ def share_dir() -> Path:
 def config_path(name: str) -> Path:
     """Path of a file shipped in config/ (e.g. "aloha_bimanual.yaml")."""
     return share_dir() / "config" / name
+
+
+def embedded_checkpoint() -> Path:
+    """The default model shipped with the package (rd_vla_ros/weights/embedded)."""
+    path = Path(__file__).resolve().parent / "weights" / "embedded"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"the embedded checkpoint is not shipped in this version ({path}); set the 'checkpoint' parameter "
+            "to a checkpoint directory"
+        )
+    return path

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.msg import ActionChunk
@@ -85,3 +86,21 @@ def action_chunk_from_msg(msg: ActionChunk) -> ActionChunkData:
         head_latency_s=float(msg.head_latency),
         inference_latency_s=float(msg.inference_latency),
     )
+
+
+def joint_trajectory(joint_names: list[str], rows: np.ndarray, stamp_ns: int, period_s: float) -> JointTrajectory:
+    """A JointTrajectory as joint_trajectory_controller expects it.
+
+    rows (N, J): point i is reached at header.stamp + (i + 1) * period (strictly increasing), so the
+    controller can drop points already in the past when the message arrives late. stamp_ns = 0 means
+    "start now" for the controller.
+    """
+    msg = JointTrajectory()
+    msg.header.stamp = ns_to_time(stamp_ns)
+    msg.joint_names = list(joint_names)
+    for i, row in enumerate(np.asarray(rows, dtype=np.float64)):
+        point = JointTrajectoryPoint()
+        point.positions = row.tolist()
+        point.time_from_start = s_to_duration((i + 1) * period_s)
+        msg.points.append(point)
+    return msg

@@ -1,0 +1,479 @@
+"""rd_vla_node: cameras + joint states in, adaptive action chunks out to a bimanual controller.
+
+A managed (lifecycle) node:
+    configure   validate parameters, load the robot description and the checkpoint onto the device
+    activate    start inference: a worker thread re-plans when the execution horizon runs out
+    deactivate  stop at once: no more commands; a hold (current positions) if motion was enabled
+    cleanup     release the model (and GPU memory)
+
+Callbacks only convert messages and store the latest one per input; inference runs on its own
+thread, at most one at a time, always on the newest observation. Motion commands (one
+JointTrajectory per arm) are published only while `motion_enabled` is true and only from finite,
+clamped chunks; ~/action_chunk and /diagnostics are published whenever the node is active.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import SetBool
+from trajectory_msgs.msg import JointTrajectory
+
+from rd_vla_ros.chunk import ActionChunkData
+from rd_vla_ros.joints import JointMapper, JointStateError
+from rd_vla_ros.model.checkpoint import CheckpointError, load_policy
+from rd_vla_ros.msg import ActionChunk
+from rd_vla_ros.observation import ObservationAssembler
+from rd_vla_ros.paths import config_path, embedded_checkpoint
+from rd_vla_ros.robot import RobotDescription
+from rd_vla_ros.ros import params as P
+from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory, time_to_ns
+from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb
+from rd_vla_ros.runner import InvalidOutputError, PolicyRunner
+from rd_vla_ros.safety import clamp_chunk
+from rd_vla_ros.stats import NodeStats, RateMeter
+
+FUTURE_TOLERANCE_NS = 1_000_000_000  # stamps further ahead than this are rejected (clock mix-up)
+
+
+class RDVLANode(LifecycleNode):
+    def __init__(self, node_name: str = "rd_vla_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for spec in P.PARAMS:
+            self.declare_parameter(spec.name, spec.default, spec.descriptor())
+        self.declare_parameter("autostart", False, P.ParamSpec("autostart", False, "configure and activate at "
+                               "start-up (no lifecycle manager needed)", read_only=True).descriptor())  # fmt: skip
+        self.values: dict[str, Any] = {p.name: self.get_parameter(p.name).value for p in P.PARAMS}
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.stats = NodeStats()
+        self.rates: dict[str, RateMeter] = {}
+        self.runner: PolicyRunner | None = None
+        self.robot: RobotDescription | None = None
+        self.assembler: ObservationAssembler | None = None
+        self.mapper: JointMapper | None = None
+        self._lock = threading.Lock()  # guards the assembler's latest inputs
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._active = False
+        self._next_due_ns = 0
+        self._sequence = 0
+        self._last_command_ns = 0
+        self._hold_sent = False
+        self._entities: list[Any] = []
+        self._timers: list[Any] = []
+        self._last_reject_log: dict[str, float] = {}
+        self.chunk_pub: Any = None
+        self.diag_pub: Any = None
+        self.arm_pubs: list[Any] = []
+        self.gripper_pubs: list[Any] = []
+
+    # ------------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        reason = P.validate(self.values)
+        if reason:
+            self.get_logger().error(f"configure: invalid parameters: {reason}")
+            return TransitionCallbackReturn.FAILURE
+        try:
+            self.robot = RobotDescription.from_yaml(_resolve_config(self.values["robot_description"]))
+            directory = _resolve_checkpoint(self.values["checkpoint"])
+            device = torch.device(self.values["device"])
+            policy = load_policy(directory, device)
+            self.runner = PolicyRunner(
+                policy, self.robot.joint_names, self.values["camera_names"], P.inference_settings(self.values)
+            )
+        except (OSError, ValueError, RuntimeError, CheckpointError) as err:
+            self.get_logger().error(f"configure: cannot load the model: {err}")
+            self._release_model()
+            return TransitionCallbackReturn.FAILURE
+        cfg = self.runner.policy.config
+        self.mapper = JointMapper(self.robot.joint_names)
+        self.assembler = ObservationAssembler(
+            list(self.values["camera_names"]), P.assembly_limits(self.values), self.values["instruction"]
+        )
+        self._create_interfaces()
+        self.get_logger().info(
+            f"configured: checkpoint {directory} on {device}, {len(cfg.joint_names)} joints, cameras "
+            f"{cfg.camera_names}, chunk {cfg.head.chunk_length} x {cfg.control_period_s * 1e3:.0f} ms"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.stats = NodeStats()
+        self._sequence = 0
+        self._next_due_ns = 0
+        self._last_command_ns = self._now()
+        self._hold_sent = False
+        self._stop.clear()
+        self._active = True
+        self._worker = threading.Thread(target=self._work, name="rd_vla_inference", daemon=True)
+        self._worker.start()
+        period = self.runner.policy.config.control_period_s if self.runner else 0.02
+        self._timers = [
+            self.create_timer(period, self._wake.set),
+            self.create_timer(self.values["diagnostics_period_s"], self._publish_diagnostics),
+        ]
+        self.get_logger().info(f"active; motion {'ENABLED' if self.values['motion_enabled'] else 'disabled'}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        if self.values["motion_enabled"]:
+            self._publish_hold("deactivated")
+        self.get_logger().info("inactive: no more commands")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._destroy_interfaces()
+        self._release_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_worker()
+        self._destroy_interfaces()
+        self._release_model()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop_worker(self) -> None:
+        self._active = False
+        self._stop.set()
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+        for timer in self._timers:
+            self.destroy_timer(timer)
+        self._timers = []
+
+    def _release_model(self) -> None:
+        self.runner = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------------------ interfaces
+    def _create_interfaces(self) -> None:
+        v = self.values
+        reliability = ReliabilityPolicy.BEST_EFFORT if v["camera_qos"] == "sensor_data" else ReliabilityPolicy.RELIABLE
+        camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
+        image_type = Image if v["camera_transport"] == "raw" else CompressedImage
+        for name, topic in zip(v["camera_names"], v["camera_topics"], strict=True):
+            self._entities.append(
+                self.create_subscription(image_type, topic, lambda m, n=name: self._on_image(n, m), camera_qos)
+            )
+            self.rates[name] = RateMeter()
+        self.rates["joint_states"] = RateMeter()
+        self._entities.append(self.create_subscription(JointState, v["joint_state_topic"], self._on_joint_state, 10))
+        self._entities.append(self.create_subscription(String, v["instruction_topic"], self._on_instruction, 10))
+        self.chunk_pub = self.create_lifecycle_publisher(ActionChunk, "~/action_chunk", 10)
+        self.arm_pubs = [
+            self.create_lifecycle_publisher(JointTrajectory, topic, 10) for topic in v["arm_trajectory_topics"]
+        ]
+        self.gripper_pubs = (
+            [self.create_lifecycle_publisher(JointTrajectory, t, 10) for t in v["gripper_topics"]]
+            if v["gripper_mode"] == "separate"
+            else []
+        )
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._entities.append(self.create_service(SetBool, "~/enable_motion", self._on_enable_motion))
+        arms = self.robot.arms if self.robot else ()
+        if len(v["arm_trajectory_topics"]) != len(arms):
+            self.get_logger().warning(
+                f"{len(v['arm_trajectory_topics'])} arm_trajectory_topics for {len(arms)} arms: "
+                "arms without a topic get no commands"
+            )
+
+    def _destroy_interfaces(self) -> None:
+        for entity in self._entities:
+            if hasattr(entity, "topic_name") and hasattr(entity, "handle"):
+                self.destroy_subscription(entity)
+            else:
+                self.destroy_service(entity)
+        self._entities = []
+        for pub in [self.chunk_pub, self.diag_pub, *self.arm_pubs, *self.gripper_pubs]:
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self.arm_pubs, self.gripper_pubs = [], []
+        self.chunk_pub = self.diag_pub = None
+
+    # ------------------------------------------------------------------------------ callbacks
+    def _stamp_ok(self, input_name: str, stamp_ns: int, now_ns: int) -> int | None:
+        if stamp_ns == 0:
+            return now_ns  # unstamped driver: use arrival time
+        if stamp_ns > now_ns + FUTURE_TOLERANCE_NS:
+            self._reject(input_name, f"stamp {(stamp_ns - now_ns) / 1e9:.1f} s in the future")
+            return None
+        return stamp_ns
+
+    def _on_image(self, name: str, msg: Image | CompressedImage) -> None:
+        now = self._now()
+        try:
+            rgb = image_to_rgb(msg) if isinstance(msg, Image) else compressed_to_rgb(msg)
+        except ImageError as err:
+            self._reject(name, str(err))
+            return
+        stamp = self._stamp_ok(name, time_to_ns(msg.header.stamp), now)
+        if stamp is None or self.assembler is None:
+            return
+        with self._lock:
+            self.assembler.cameras[name].update(rgb, stamp, now)
+        self.rates[name].tick(now)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        now = self._now()
+        if self.mapper is None or self.assembler is None:
+            return
+        try:
+            positions = self.mapper.positions(list(msg.name), list(msg.position))
+        except JointStateError as err:
+            self._reject("joint_states", str(err))
+            return
+        stamp = self._stamp_ok("joint_states", time_to_ns(msg.header.stamp), now)
+        if stamp is None:
+            return
+        with self._lock:
+            self.assembler.joints.update(positions, stamp, now)
+        self.rates["joint_states"].tick(now)
+
+    def _on_instruction(self, msg: String) -> None:
+        text = msg.data.strip()
+        if not text or self.assembler is None:
+            self._reject("instruction", "empty instruction")
+            return
+        with self._lock:
+            self.assembler.instruction.update(text, self._now(), self._now())
+        self.get_logger().info(f"instruction: '{text}'")
+
+    def _reject(self, input_name: str, reason: str) -> None:
+        """Count a bad message and log it, at most every 2 s per input (rclpy throttles per call site)."""
+        self.stats.rejected[input_name] += 1
+        now = time.monotonic()
+        if now - self._last_reject_log.get(input_name, -math.inf) >= 2.0:
+            self._last_reject_log[input_name] = now
+            total = self.stats.rejected[input_name]
+            self.get_logger().warning(f"rejected {input_name} message ({total} so far): {reason}")
+
+    def _on_enable_motion(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        result = self.set_parameters([Parameter("motion_enabled", value=bool(request.data))])[0]
+        response.success = result.successful
+        response.message = result.reason or f"motion {'enabled' if request.data else 'disabled'}"
+        return response
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        changes = {p.name: p.value for p in parameters if p.name in P.SPECS}
+        proposed = dict(self.values)
+        proposed.update(changes)
+        reason = P.validate(proposed)
+        if reason:
+            self.get_logger().warning(f"rejected parameter change: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
+        was_enabled = self.values["motion_enabled"]
+        self.values = proposed
+        if self.runner is not None:
+            self.runner.settings = P.inference_settings(proposed)
+        if self.assembler is not None:
+            with self._lock:
+                self.assembler.limits = P.assembly_limits(proposed)
+                if "instruction" in changes and proposed["instruction"]:
+                    self.assembler.instruction.update(proposed["instruction"], self._now(), self._now())
+        if was_enabled and not proposed["motion_enabled"] and self._active:
+            self._publish_hold("motion disabled")
+        if changes:
+            self.get_logger().info("parameters: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------------------- inference
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            self._tick()
+
+    def _tick(self) -> None:
+        now = self._now()
+        if now < self._next_due_ns or self.assembler is None or self.runner is None:
+            return
+        with self._lock:
+            obs, reason = self.assembler.assemble(now)
+        if obs is None:
+            self.stats.blocked[reason.split(" (")[0].split(" by ")[0][:40]] += 1
+            self.get_logger().warning(f"not running the policy: {reason}", throttle_duration_sec=2.0)
+            self._maybe_hold(now)
+            return
+        try:
+            chunk, timing = self.runner.run(obs, self._sequence)
+        except InvalidOutputError as err:
+            self.stats.invalid_outputs += 1
+            self.get_logger().error(f"invalid model output, nothing published: {err}", throttle_duration_sec=2.0)
+            return
+        if not self._active:
+            self.stats.dropped_chunks += 1
+            return
+        self._sequence += 1
+        self.stats.record_chunk(timing.total_s, chunk.iterations, chunk.converged)
+        period_ns = int(chunk.control_period_s * 1e9)
+        # re-plan so the next chunk is ready when this one's executed rows run out
+        self._next_due_ns = chunk.stamp_ns + chunk.execution_horizon * period_ns - int(timing.total_s * 1e9)
+        self.chunk_pub.publish(action_chunk_to_msg(chunk))
+        if self.values["motion_enabled"]:
+            self._command(chunk, obs.joint_positions)
+
+    def _command(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
+        robot = self.robot
+        rows = chunk.positions[: chunk.execution_horizon]  # (H_exec, J)
+        safe, report = clamp_chunk(
+            rows, measured, robot.lower, robot.upper, robot.max_velocity * self.values["safety.velocity_scale"],
+            chunk.control_period_s,
+        )  # fmt: skip
+        self.stats.position_clamps += report.position_clamps
+        self.stats.velocity_clamps += report.velocity_clamps
+        if report.total:
+            self.get_logger().warning(
+                f"chunk {chunk.sequence}: clamped {report.position_clamps} position and {report.velocity_clamps} "
+                "velocity targets",
+                throttle_duration_sec=2.0,
+            )
+        self._publish_rows(safe, chunk.stamp_ns, chunk.control_period_s)
+        self._last_command_ns = self._now()
+        self._hold_sent = False
+
+    def _publish_rows(self, rows: np.ndarray, stamp_ns: int, period_s: float) -> None:
+        names = self.robot.joint_names
+        separate = self.values["gripper_mode"] == "separate"
+        for i, arm in enumerate(self.robot.arms):
+            joints = list(arm.joints) if separate else list(arm.joint_names)
+            cols = [names.index(j) for j in joints]
+            if i < len(self.arm_pubs):
+                self.arm_pubs[i].publish(joint_trajectory(joints, rows[:, cols], stamp_ns, period_s))
+            if separate and arm.gripper and i < len(self.gripper_pubs):
+                g = names.index(arm.gripper)
+                self.gripper_pubs[i].publish(joint_trajectory([arm.gripper], rows[:, [g]], stamp_ns, period_s))
+
+    def _maybe_hold(self, now: int) -> None:
+        timeout_ns = int(self.values["safety.hold_timeout_s"] * 1e9)
+        if self.values["motion_enabled"] and not self._hold_sent and now - self._last_command_ns > timeout_ns:
+            self._publish_hold("inputs stale or missing")
+
+    def _publish_hold(self, why: str) -> None:
+        if self.assembler is None or self.assembler.joints.count == 0 or self.robot is None:
+            return
+        with self._lock:
+            current = np.array(self.assembler.joints.value, dtype=np.float64)
+        self._publish_rows(current[None, :], 0, self.runner.policy.config.control_period_s if self.runner else 0.02)
+        self._hold_sent = True
+        self.stats.holds += 1
+        self.get_logger().warning(f"holding current positions ({why})")
+
+    # ------------------------------------------------------------------------------ diagnostics
+    def _publish_diagnostics(self) -> None:
+        if self.diag_pub is None:
+            return
+        now = self._now()
+        s = self.stats
+        inputs = []
+        with self._lock:
+            latest = dict(self.assembler.cameras) if self.assembler else {}
+            if self.assembler:
+                latest["joint_states"] = self.assembler.joints
+        for name, item in latest.items():
+            age = (now - item.stamp_ns) / 1e9 if item.count else float("nan")
+            rate = self.rates[name].rate(now) if name in self.rates else 0.0
+            inputs += [
+                KeyValue(key=f"{name} rate hz", value=f"{rate:.1f}"),
+                KeyValue(key=f"{name} age s", value=f"{age:.3f}"),
+            ]
+        inputs += [KeyValue(key=f"rejected {k}", value=str(n)) for k, n in sorted(s.rejected.items())]
+        inputs += [KeyValue(key=f"blocked: {k}", value=str(n)) for k, n in sorted(s.blocked.items())]
+        settings = self.runner.settings if self.runner else None
+        inference = [
+            KeyValue(key="chunks", value=str(s.chunks)),
+            KeyValue(key="latency p50 ms", value=f"{s.latency_ms(50):.2f}"),
+            KeyValue(key="latency p99 ms", value=f"{s.latency_ms(99):.2f}"),
+            KeyValue(key="iterations histogram", value=s.iteration_histogram()),
+            KeyValue(key="mean iterations", value=f"{s.mean_iterations():.2f}"),
+            KeyValue(key="converged share", value=f"{s.converged_share():.3f}"),
+            KeyValue(key="invalid outputs", value=str(s.invalid_outputs)),
+            KeyValue(key="halting", value=f"{settings.halting} {settings.threshold}" if settings else ""),
+            KeyValue(key="runtime", value=f"torch {self.runner.device}" if self.runner else "none"),
+        ]
+        safety = [
+            KeyValue(key="motion enabled", value=str(self.values["motion_enabled"])),
+            KeyValue(key="position clamps", value=str(s.position_clamps)),
+            KeyValue(key="velocity clamps", value=str(s.velocity_clamps)),
+            KeyValue(key="holds", value=str(s.holds)),
+        ]
+        name = self.get_fully_qualified_name()
+        blocked_now = any(s.blocked.values()) and s.chunks == 0
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status = [
+            DiagnosticStatus(level=DiagnosticStatus.WARN if blocked_now else DiagnosticStatus.OK,
+                             name=f"{name}: inputs", message="waiting for inputs" if blocked_now else "ok",
+                             hardware_id="rd_vla", values=inputs),
+            DiagnosticStatus(level=DiagnosticStatus.OK if s.invalid_outputs == 0 else DiagnosticStatus.WARN,
+                             name=f"{name}: inference", message=f"{s.chunks} chunks", hardware_id="rd_vla",
+                             values=inference),
+            DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{name}: safety", message="ok", hardware_id="rd_vla",
+                             values=safety),
+        ]  # fmt: skip
+        self.diag_pub.publish(array)
+
+    def _now(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+
+def _resolve_config(value: str) -> Path:
+    path = Path(value)
+    return path if path.is_file() else config_path(value)
+
+
+def _resolve_checkpoint(value: str) -> Path:
+    if value == "embedded":
+        return embedded_checkpoint()
+    path = Path(value)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint directory '{value}' does not exist")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = RDVLANode()
+    executor = SingleThreadedExecutor()  # callbacks are thin; inference has its own thread
+    executor.add_node(node)
+    if node.get_parameter("autostart").value:
+        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            node.get_logger().error("autostart: configure failed")
+        else:
+            node.trigger_activate()
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

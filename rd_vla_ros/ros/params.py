@@ -1,0 +1,193 @@
+"""The node's parameters, declared once: type, default, description, range, read-only flag.
+
+`PARAMS` is the single source of truth: the node declares from it, validates runtime changes with
+`validate`, and the tests check config/rd_vla_node.yaml against it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+from rd_vla_ros.model.config import InferenceSettings
+from rd_vla_ros.model.halting import HALTING_CRITERIA
+from rd_vla_ros.model.horizon import HORIZON_SCHEDULES, make_schedule
+from rd_vla_ros.observation import AssemblyLimits
+
+_TYPES = {
+    bool: ParameterType.PARAMETER_BOOL,
+    int: ParameterType.PARAMETER_INTEGER,
+    float: ParameterType.PARAMETER_DOUBLE,
+    str: ParameterType.PARAMETER_STRING,
+    list: ParameterType.PARAMETER_STRING_ARRAY,
+}
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    read_only: bool = False
+    low: float | None = None  # inclusive range for int / float
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def descriptor(self) -> ParameterDescriptor:
+        d = ParameterDescriptor(
+            name=self.name, type=_TYPES[self.kind], description=self.description, read_only=self.read_only
+        )
+        if self.choices:
+            d.additional_constraints = "one of: " + ", ".join(self.choices)
+        if self.kind is float and self.low is not None and self.high is not None:
+            d.floating_point_range = [FloatingPointRange(from_value=float(self.low), to_value=float(self.high))]
+        if self.kind is int and self.low is not None and self.high is not None:
+            d.integer_range = [IntegerRange(from_value=int(self.low), to_value=int(self.high), step=1)]
+        return d
+
+    def check(self, value: Any) -> str:
+        """ "" when `value` is acceptable, else the reason."""
+        expected = self.kind
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            return f"{self.name} must be {expected.__name__}, got {type(value).__name__}"
+        if expected is float and not math.isfinite(value):
+            return f"{self.name} must be finite, got {value}"
+        if self.low is not None and value < self.low:
+            return f"{self.name} must be >= {self.low}, got {value}"
+        if self.high is not None and value > self.high:
+            return f"{self.name} must be <= {self.high}, got {value}"
+        if self.choices and value not in self.choices:
+            return f"{self.name} must be one of {list(self.choices)}, got '{value}'"
+        return ""
+
+
+ALOHA_ARMS = ["left", "right"]
+PARAMS: list[ParamSpec] = [
+    # ---- structure (read-only: changing them needs a reconfigure)
+    ParamSpec("checkpoint", "embedded", "checkpoint directory (model.safetensors + config.json); 'embedded' = the "
+              "model shipped with the package", read_only=True),
+    ParamSpec("device", "cpu", "torch device for the model: cpu, cuda, cuda:N", read_only=True),
+    ParamSpec("robot_description", "aloha_bimanual.yaml", "robot description YAML: a path, or a file name in the "
+              "package's config/", read_only=True),
+    ParamSpec("camera_names", ["top", "left_wrist"], "camera names, in the checkpoint's order", read_only=True),
+    ParamSpec("camera_topics", ["cameras/top/image_raw", "cameras/left_wrist/image_raw"],
+              "image topic per camera (same order as camera_names)", read_only=True),
+    ParamSpec("camera_transport", "raw", "sensor_msgs/Image (raw) or sensor_msgs/CompressedImage (compressed)",
+              read_only=True, choices=("raw", "compressed")),
+    ParamSpec("camera_qos", "sensor_data", "camera subscription QoS: sensor_data (best effort, depth 1) or "
+              "reliable (depth 1)", read_only=True, choices=("sensor_data", "reliable")),
+    ParamSpec("joint_state_topic", "joint_states", "sensor_msgs/JointState topic", read_only=True),
+    ParamSpec("instruction_topic", "instruction", "std_msgs/String topic overriding the instruction parameter",
+              read_only=True),
+    ParamSpec("arm_trajectory_topics", ["left_arm_controller/joint_trajectory",
+              "right_arm_controller/joint_trajectory"], "trajectory_msgs/JointTrajectory topic per arm (robot "
+              "description order)", read_only=True),
+    ParamSpec("gripper_mode", "in_trajectory", "grippers inside the arm trajectory, or on their own topics",
+              read_only=True, choices=("in_trajectory", "separate")),
+    ParamSpec("gripper_topics", ["left_gripper_controller/joint_trajectory",
+              "right_gripper_controller/joint_trajectory"], "JointTrajectory topic per gripper (gripper_mode "
+              "separate)", read_only=True),
+    ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics", read_only=True, low=0.05, high=60.0),
+    # ---- runtime-tunable
+    ParamSpec("instruction", "", "language instruction (a message on instruction_topic replaces it)"),
+    ParamSpec("motion_enabled", False, "publish motion commands (trajectories); false = observe only. Also "
+              "through the ~/enable_motion service"),
+    ParamSpec("halting.strategy", "action_mse", "halting criterion", choices=tuple(HALTING_CRITERIA)),
+    ParamSpec("halting.threshold", 1e-3, "criterion threshold (delta for action_mse; cosine: similarity)",
+              low=1e-12, high=1.0),
+    ParamSpec("halting.min_iterations", 1, "minimum recurrent iterations", low=1, high=256),
+    ParamSpec("halting.max_iterations", 32, "maximum recurrent iterations", low=1, high=256),
+    ParamSpec("halting.fixed_depth", 0, "run exactly this many iterations; 0 = adaptive halting", low=0, high=256),
+    ParamSpec("horizon.schedule", "linear", "execution-horizon schedule", choices=tuple(HORIZON_SCHEDULES)),
+    ParamSpec("horizon.binary.tau", 4, "binary: k* above this -> short horizon", low=1, high=256),
+    ParamSpec("horizon.binary.h_short", 4, "binary: short horizon (rows)", low=1, high=256),
+    ParamSpec("horizon.binary.h_long", 8, "binary: long horizon (rows)", low=1, high=256),
+    ParamSpec("horizon.linear.h_max", 8, "linear: horizon at k* <= tau_base", low=1, high=256),
+    ParamSpec("horizon.linear.h_min", 2, "linear: shortest horizon", low=1, high=256),
+    ParamSpec("horizon.linear.tau_base", 4, "linear: iterations before the horizon shrinks", low=1, high=256),
+    ParamSpec("horizon.fixed.h", 8, "fixed: horizon (rows)", low=1, high=256),
+    ParamSpec("inputs.camera_max_age_s", 0.2, "camera images older than this block inference", low=1e-3, high=60.0),
+    ParamSpec("inputs.joint_state_max_age_s", 0.1, "joint states older than this block inference", low=1e-3,
+              high=60.0),
+    ParamSpec("inputs.sync_tolerance_s", 0.05, "largest stamp spread between cameras", low=1e-4, high=60.0),
+    ParamSpec("safety.hold_timeout_s", 0.5, "inputs blocked this long -> publish a hold (current positions) once",
+              low=0.01, high=60.0),
+    ParamSpec("safety.velocity_scale", 1.0, "scales the robot description's velocity limits", low=0.01, high=1.0),
+]  # fmt: skip
+SPECS = {p.name: p for p in PARAMS}
+
+
+def validate(values: dict[str, Any]) -> str:
+    """ "" when the full parameter set is consistent, else the reason (names the parameter)."""
+    for name, value in values.items():
+        spec = SPECS.get(name)
+        if spec is None:
+            return f"unknown parameter '{name}'"
+        reason = spec.check(value)
+        if reason:
+            return reason
+    try:
+        inference_settings(values)
+        assembly_limits(values)
+    except ValueError as err:
+        return str(err)
+    if len(values["camera_topics"]) != len(values["camera_names"]):
+        return "camera_topics and camera_names must have the same length"
+    return ""
+
+
+def inference_settings(values: dict[str, Any]) -> InferenceSettings:
+    """InferenceSettings from parameter values; ValueError names the offending parameter."""
+    schedule = values["horizon.schedule"]
+    prefix = f"horizon.{schedule}."
+    horizon_params = {k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+    try:
+        make_schedule(schedule, chunk_length=max(horizon_params.values(), default=1), **horizon_params)
+    except ValueError as err:
+        raise ValueError(f"{prefix}*: {err}") from err
+    if values["halting.max_iterations"] < values["halting.min_iterations"]:
+        raise ValueError(
+            f"halting.max_iterations ({values['halting.max_iterations']}) must be >= halting.min_iterations "
+            f"({values['halting.min_iterations']})"
+        )
+    threshold = values["halting.threshold"]
+    if values["halting.strategy"] == "cosine" and threshold > 1:
+        raise ValueError("halting.threshold must be <= 1 for cosine")
+    return InferenceSettings(
+        halting=values["halting.strategy"],
+        threshold=threshold,
+        min_iterations=values["halting.min_iterations"],
+        max_iterations=values["halting.max_iterations"],
+        fixed_depth=values["halting.fixed_depth"],
+        horizon=schedule,
+        horizon_params=horizon_params,
+    )
+
+
+def assembly_limits(values: dict[str, Any]) -> AssemblyLimits:
+    return AssemblyLimits(
+        camera_max_age_s=values["inputs.camera_max_age_s"],
+        joint_state_max_age_s=values["inputs.joint_state_max_age_s"],
+        sync_tolerance_s=values["inputs.sync_tolerance_s"],
+    )
+
+
+@dataclass
+class ParameterSet:
+    """Current values of every parameter (what the node validated last)."""
+
+    values: dict[str, Any] = field(default_factory=lambda: {p.name: p.default for p in PARAMS})
+
+    def proposed(self, changes: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(self.values)
+        merged.update(changes)
+        return merged

@@ -1,0 +1,131 @@
+"""PolicyRunner: Observation -> policy -> ActionChunkData. Shared by the ROS node and the replay tool.
+
+No ROS types: the node converts messages into an `Observation` (rd_vla_ros.observation), the runner
+turns it into the policy's tensors, runs one inference with the current InferenceSettings, checks the
+output, and returns an `ActionChunkData` in the robot's joint order.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rd_vla_ros.chunk import ActionChunkData
+from rd_vla_ros.model.config import InferenceSettings
+from rd_vla_ros.model.policy import ChunkPrediction, EncodedObservation, RDVLAPolicy
+from rd_vla_ros.observation import Observation
+from rd_vla_ros.ros.images import resize_rgb
+
+
+class InvalidOutputError(ValueError):
+    """The model produced something that must not become a command (NaN/inf, wrong shape)."""
+
+
+@dataclass
+class RunnerTiming:
+    preprocess_s: float
+    backbone_s: float
+    head_s: float
+    total_s: float
+
+
+class PolicyRunner:
+    """Runs the policy on assembled observations; settings can be swapped from another thread."""
+
+    def __init__(
+        self,
+        policy: RDVLAPolicy,
+        joint_names: list[str],
+        camera_names: list[str],
+        settings: InferenceSettings | None = None,
+    ) -> None:
+        cfg = policy.config
+        if list(joint_names) != list(cfg.joint_names):
+            missing = [j for j in cfg.joint_names if j not in joint_names]
+            raise ValueError(
+                f"the checkpoint's joints {cfg.joint_names} differ from the robot's {list(joint_names)}"
+                + (f" (missing {missing})" if missing else " (order)")
+            )
+        if list(camera_names) != list(cfg.camera_names):
+            raise ValueError(f"the checkpoint expects cameras {cfg.camera_names}, configured {list(camera_names)}")
+        self.policy = policy.eval()
+        self.joint_names = list(joint_names)
+        self.camera_names = list(camera_names)
+        self._settings = settings or cfg.inference
+        self._lock = threading.Lock()
+        self.device = policy.device
+
+    @property
+    def settings(self) -> InferenceSettings:
+        with self._lock:
+            return self._settings
+
+    @settings.setter
+    def settings(self, value: InferenceSettings) -> None:
+        with self._lock:
+            self._settings = value
+
+    def to_batch(self, obs: Observation) -> dict:
+        """Observation -> policy batch of one: images (1, C, 3, S, S) in [0, 1], proprio (1, P)."""
+        size = self.policy.config.backbone.image_size
+        frames = [resize_rgb(obs.images[name], size) for name in self.camera_names]  # (S, S, 3) uint8 each
+        images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)  # (C, 3, S, S)
+        proprio = torch.as_tensor(obs.joint_positions, dtype=torch.float32)  # (P,)
+        return {
+            "images": images.unsqueeze(0).to(self.device),
+            "proprio": proprio.unsqueeze(0).to(self.device),
+            "instruction": [obs.instruction],
+        }
+
+    def encode(self, obs: Observation) -> tuple[EncodedObservation, float]:
+        start = time.perf_counter()
+        batch = self.to_batch(obs)
+        preprocess = time.perf_counter() - start
+        return self.policy.encode(batch), preprocess
+
+    def run(
+        self, obs: Observation, sequence: int = 0, settings: InferenceSettings | None = None
+    ) -> tuple[ActionChunkData, RunnerTiming]:
+        """One inference. Raises InvalidOutputError when the chunk is not finite."""
+        start = time.perf_counter()
+        settings = settings or self.settings
+        with torch.no_grad():
+            encoded, preprocess = self.encode(obs)
+            prediction = self.policy.run_head(encoded, settings)
+        chunk = self.to_chunk(prediction, obs.stamp_ns, sequence)
+        total = time.perf_counter() - start
+        chunk.inference_latency_s = total
+        return chunk, RunnerTiming(preprocess, prediction.backbone_latency_s, prediction.head_latency_s, total)
+
+    def to_chunk(self, prediction: ChunkPrediction, stamp_ns: int, sequence: int, index: int = 0) -> ActionChunkData:
+        actions = prediction.actions[index].detach().to("cpu", torch.float64).numpy()  # (K, A)
+        if actions.shape != (self.policy.config.head.chunk_length, len(self.joint_names)):
+            raise InvalidOutputError(f"model output shape {actions.shape} does not match the robot")
+        if not np.isfinite(actions).all():
+            raise InvalidOutputError(f"model output has {int((~np.isfinite(actions)).sum())} non-finite values")
+        k = int(prediction.iterations[index])
+        settings = prediction.settings
+        lo, hi = settings.iteration_bounds
+        trace = prediction.residual_trace[index, :k].detach().to("cpu", torch.float64).numpy()
+        return ActionChunkData(
+            positions=actions,
+            joint_names=self.joint_names,
+            execution_horizon=int(prediction.execution_horizon[index]),
+            control_period_s=self.policy.config.control_period_s,
+            stamp_ns=stamp_ns,
+            sequence=sequence,
+            iterations=k,
+            min_iterations=lo,
+            max_iterations=hi,
+            converged=bool(prediction.converged[index]),
+            halting_strategy=settings.halting if settings.adaptive else "fixed",
+            halting_threshold=float(settings.threshold or 0.0) if settings.adaptive else 0.0,
+            halting_residual=float(prediction.final_residual[index]),
+            residual_trace=trace,
+            backbone_latency_s=prediction.backbone_latency_s,
+            head_latency_s=prediction.head_latency_s,
+        )

@@ -1,0 +1,66 @@
+"""Counters and rolling statistics the node reports on /diagnostics (no ROS types)."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+
+import numpy as np
+
+
+class RateMeter:
+    """Messages per second over a sliding window of arrival times (ns)."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_ns = int(window_s * 1e9)
+        self.times: deque[int] = deque()
+
+    def tick(self, now_ns: int) -> None:
+        self.times.append(now_ns)
+        self._trim(now_ns)
+
+    def rate(self, now_ns: int) -> float:
+        self._trim(now_ns)
+        if len(self.times) < 2:
+            return 0.0
+        span = (self.times[-1] - self.times[0]) / 1e9
+        return (len(self.times) - 1) / span if span > 0 else 0.0
+
+    def _trim(self, now_ns: int) -> None:
+        while self.times and now_ns - self.times[0] > self.window_ns:
+            self.times.popleft()
+
+
+class NodeStats:
+    """What happened since activation: chunks, latencies, iterations, rejections, safety events."""
+
+    def __init__(self, history: int = 500) -> None:
+        self.latency_s: deque[float] = deque(maxlen=history)
+        self.iterations: Counter[int] = Counter()
+        self.chunks = 0
+        self.converged = 0
+        self.rejected: Counter[str] = Counter()  # input name -> bad messages
+        self.blocked: Counter[str] = Counter()  # reason kind -> inference ticks blocked
+        self.position_clamps = 0
+        self.velocity_clamps = 0
+        self.holds = 0
+        self.invalid_outputs = 0
+        self.dropped_chunks = 0  # computed but not commanded (motion disabled / deactivated meanwhile)
+
+    def record_chunk(self, latency_s: float, iterations: int, converged: bool) -> None:
+        self.chunks += 1
+        self.latency_s.append(latency_s)
+        self.iterations[iterations] += 1
+        self.converged += int(converged)
+
+    def latency_ms(self, q: float) -> float:
+        return float(np.percentile(np.array(self.latency_s), q) * 1e3) if self.latency_s else float("nan")
+
+    def iteration_histogram(self) -> str:
+        return " ".join(f"{k}:{n}" for k, n in sorted(self.iterations.items()))
+
+    def mean_iterations(self) -> float:
+        total = sum(self.iterations.values())
+        return sum(k * n for k, n in self.iterations.items()) / total if total else float("nan")
+
+    def converged_share(self) -> float:
+        return self.converged / self.chunks if self.chunks else float("nan")

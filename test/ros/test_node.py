@@ -1,0 +1,124 @@
+"""rd_vla_node in-process: lifecycle transitions, parameter validation, the shipped YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter, parameter_dict_from_yaml_file, parameter_value_to_python
+
+from rd_vla_ros.cli import init_checkpoint
+from rd_vla_ros.paths import config_path, embedded_checkpoint
+from rd_vla_ros.ros import params as P
+from rd_vla_ros.ros.conversions import duration_to_s, joint_trajectory, time_to_ns
+from rd_vla_ros.ros.node import RDVLANode
+
+pytestmark = pytest.mark.ros
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return init_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny", seed=0)
+
+
+@pytest.fixture
+def node(ros_context):
+    n = RDVLANode(context=ros_context)
+    yield n
+    n.destroy_node()
+
+
+def test_shipped_yaml_matches_the_declarations() -> None:
+    path = config_path("rd_vla_node.yaml")
+    # rclpy's own parser, as the node reads it: nested keys -> dotted names
+    loaded = parameter_dict_from_yaml_file(str(path), target_nodes=["/rd_vla_node"])
+    names = set(loaded) - {"autostart"}
+    assert names == set(P.SPECS), f"yaml-only: {names - set(P.SPECS)}, undeclared in yaml: {set(P.SPECS) - names}"
+    values = {name: parameter_value_to_python(loaded[name].value) for name in names}
+    for name, value in values.items():
+        spec = P.SPECS[name]
+        assert loaded[name].value.type == spec.descriptor().type, name
+        assert spec.check(list(value) if isinstance(value, list) else value) == "", name
+    assert P.validate({k: list(v) if isinstance(v, list) else v for k, v in values.items()}) == ""
+
+
+def test_every_parameter_has_a_descriptor_with_description_and_range(node) -> None:
+    for spec in P.PARAMS:
+        descriptor = node.describe_parameter(spec.name)
+        assert descriptor.description == spec.description and descriptor.read_only == spec.read_only
+        if spec.kind in (int, float) and spec.low is not None:
+            assert descriptor.integer_range or descriptor.floating_point_range, spec.name
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("halting.threshold", 0.0, "halting.threshold"),
+        ("halting.threshold", -1.0, "halting.threshold"),
+        ("halting.min_iterations", 40, "halting.max_iterations (32) must be >= halting.min_iterations (40)"),
+        ("halting.strategy", "kl", "halting.strategy must be one of"),
+        ("horizon.schedule", "cubic", "horizon.schedule must be one of"),
+        ("horizon.linear.h_min", 9, "h_min (9) must be <= h_max (8)"),
+        ("inputs.sync_tolerance_s", 0.0, "inputs.sync_tolerance_s"),
+        ("checkpoint", "/elsewhere", "read-only"),
+    ],
+)
+def test_rejected_changes_say_why_and_change_nothing(node, name: str, value: object, reason: str) -> None:
+    before = node.get_parameter(name).value
+    result = node.set_parameters([Parameter(name, value=value)])[0]
+    assert not result.successful
+    assert reason in result.reason or reason.split(" ")[0] in result.reason, result.reason
+    assert node.get_parameter(name).value == before
+    assert node.values[name] == before
+
+
+def test_accepted_changes_update_the_inference_settings(node) -> None:
+    assert node.set_parameters([Parameter("halting.threshold", value=0.05)])[0].successful
+    assert node.values["halting.threshold"] == 0.05
+    assert node.set_parameters([Parameter("halting.fixed_depth", value=6)])[0].successful
+    assert P.inference_settings(node.values).iteration_bounds == (6, 6)
+
+
+def test_lifecycle_configure_fails_with_a_reason_then_succeeds(ros_context, checkpoint: Path, tmp_path: Path) -> None:
+    bad = RDVLANode(context=ros_context, parameter_overrides=[Parameter("checkpoint", value=str(tmp_path / "none"))])
+    assert bad.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert bad.runner is None
+    bad.destroy_node()
+    good = RDVLANode(
+        context=ros_context,
+        parameter_overrides=[Parameter("checkpoint", value=str(checkpoint)), Parameter("instruction", value="pick")],
+    )
+    assert good.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert good.runner is not None and good.runner.policy.config.head.action_dim == 14
+    assert good.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert good._worker is not None and good._worker.is_alive()
+    # runtime change while active goes straight to the runner
+    assert good.set_parameters([Parameter("halting.threshold", value=0.2)])[0].successful
+    assert good.runner.settings.threshold == 0.2
+    assert good.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert good._worker is None
+    assert good.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert good.runner is None and good.chunk_pub is None
+    good.destroy_node()
+
+
+def test_default_embedded_checkpoint_resolves_or_fails_clearly(ros_context) -> None:
+    node = RDVLANode(context=ros_context)  # checkpoint: embedded
+    try:
+        embedded_checkpoint()
+    except FileNotFoundError:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # until a model is shipped
+    else:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    node.destroy_node()
+
+
+def test_joint_trajectory_for_the_controller() -> None:
+    rows = np.arange(12, dtype=float).reshape(4, 3)
+    msg = joint_trajectory(["a", "b", "c"], rows, stamp_ns=5_000_000_123, period_s=0.02)
+    assert time_to_ns(msg.header.stamp) == 5_000_000_123
+    times = [duration_to_s(p.time_from_start) for p in msg.points]
+    assert times == pytest.approx([0.02, 0.04, 0.06, 0.08]) and np.all(np.diff(times) > 0)
+    assert [list(p.positions) for p in msg.points] == rows.tolist()
