@@ -28,9 +28,10 @@ from rclpy.parameter import Parameter
 from rd_vla_ros.msg import ActionChunk
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import SetBool
-from streams import CAMERA_QOS, FakeRobot, contracting_checkpoint, init_context, wait_for
+from streams import FakeRobot, contracting_checkpoint, init_context, wait_for
 from trajectory_msgs.msg import JointTrajectory
 
+from rd_vla_ros.demos.synthetic import CAMERA_QOS
 from rd_vla_ros.model.config import ALOHA_JOINTS
 from rd_vla_ros.paths import config_path
 from rd_vla_ros.ros.conversions import duration_to_s, time_to_ns
