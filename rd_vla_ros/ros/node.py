@@ -95,6 +95,7 @@ class RDVLANode(LifecycleNode):
             self.robot = RobotDescription.from_yaml(_resolve_config(self.values["robot_description"]))
             directory = _resolve_checkpoint(self.values["checkpoint"])
             device = torch.device(self.values["device"])
+            torch.set_num_threads(P.torch_threads(self.values["torch_threads"]))
             policy = load_policy(directory, device)
             self.runner = PolicyRunner(
                 policy, self.robot.joint_names, self.values["camera_names"], P.inference_settings(self.values)
@@ -110,7 +111,8 @@ class RDVLANode(LifecycleNode):
         )
         self._create_interfaces()
         self.get_logger().info(
-            f"configured: checkpoint {directory} on {device}, {len(cfg.joint_names)} joints, cameras "
+            f"configured: checkpoint {directory} on {device} ({torch.get_num_threads()} threads), "
+            f"{len(cfg.joint_names)} joints, cameras "
             f"{cfg.camera_names}, chunk {cfg.head.chunk_length} x {cfg.control_period_s * 1e3:.0f} ms"
         )
         return TransitionCallbackReturn.SUCCESS

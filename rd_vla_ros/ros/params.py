@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,6 +77,8 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("checkpoint", "embedded", "checkpoint directory (model.safetensors + config.json); 'embedded' = the "
               "model shipped with the package", read_only=True),
     ParamSpec("device", "cpu", "torch device for the model: cpu, cuda, cuda:N", read_only=True),
+    ParamSpec("torch_threads", 0, "torch intra-op CPU threads; 0 = auto (cores - 1, at least 1: one core stays "
+              "free for DDS and callbacks)", read_only=True, low=0, high=256),
     ParamSpec("robot_description", "aloha_bimanual.yaml", "robot description YAML: a path, or a file name in the "
               "package's config/", read_only=True),
     ParamSpec("camera_names", ["top", "left_wrist"], "camera names, in the checkpoint's order", read_only=True),
@@ -191,3 +194,8 @@ class ParameterSet:
         merged = dict(self.values)
         merged.update(changes)
         return merged
+
+
+def torch_threads(value: int) -> int:
+    """Intra-op threads for torch: `value`, or cores - 1 (at least 1) when 0."""
+    return value if value > 0 else max(1, (os.cpu_count() or 2) - 1)

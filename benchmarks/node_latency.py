@@ -1,0 +1,147 @@
+"""What the ROS node adds on top of the bare policy: latency with 2 and 3 cameras at 30 Hz.
+
+    .venv/bin/python benchmarks/node_latency.py
+
+For each camera count, in one run: (1) the bare policy - PolicyRunner.run in this process on the
+same inputs (224 px RGB frames, resized by the runner, joint positions); (2) rd_vla_node in its own
+process (`python -m rd_vla_ros.ros.node`), fed 224 px rgb8 images and joint states at 30 Hz over DDS
+by this process, re-planning every control tick (fixed depth 12, horizon 1). Reported per chunk:
+  node inference  the node's own measure, observation assembled -> chunk ready (ActionChunk field)
+  end to end      newest input's publish time -> ActionChunk received here; includes the input's
+                  age when the next control tick fires (up to one tick, 20 ms) and both DDS hops
+  overhead        node inference minus bare policy, at the same percentile
+Both use the node's default torch thread count (torch_threads 0: cores - 1, at least 1).
+The model is an untrained tiny checkpoint (latency does not depend on the weights). The last line
+is key=value pairs for scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import torch
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, percentile_ms, print_table
+from rd_vla_ros.msg import ActionChunk
+
+from rd_vla_ros.demos.synthetic import SyntheticSensors
+from rd_vla_ros.model.checkpoint import save_policy
+from rd_vla_ros.model.config import ALOHA_JOINTS, InferenceSettings, make_config
+from rd_vla_ros.model.policy import RDVLAPolicy
+from rd_vla_ros.observation import Observation
+from rd_vla_ros.paths import config_path
+from rd_vla_ros.ros.conversions import time_to_ns
+from rd_vla_ros.ros.params import torch_threads
+from rd_vla_ros.runner import PolicyRunner
+
+DEPTH = 12
+SETTINGS = InferenceSettings(fixed_depth=DEPTH, horizon="fixed", horizon_params={"h": 1})
+
+
+def bare_policy(policy: RDVLAPolicy, cameras: list[str], samples: int) -> list[float]:
+    runner = PolicyRunner(policy, ALOHA_JOINTS, cameras, SETTINGS)
+    rng = np.random.default_rng(0)
+    obs = Observation(
+        images={c: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for c in cameras},
+        joint_positions=np.zeros(14),
+        instruction="transfer the cube",
+        stamp_ns=0,
+    )
+    for _ in range(5):
+        runner.run(obs)
+    return [runner.run(obs)[1].total_s for _ in range(samples)]
+
+
+def node_run(checkpoint: Path, cameras: list[str], seconds: float) -> tuple[list[float], list[float]]:
+    topics = [f"cameras/{c}/image_raw" for c in cameras]
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "rd_vla_ros.ros.node", "--ros-args",
+            "--params-file", str(config_path("rd_vla_node.yaml")),
+            "-p", f"checkpoint:={checkpoint}", "-p", "autostart:=true", "-p", "instruction:=transfer the cube",
+            "-p", f"camera_names:={cameras}".replace("'", '"'), "-p", f"camera_topics:={topics}".replace("'", '"'),
+            "-p", f"halting.fixed_depth:={DEPTH}", "-p", "horizon.schedule:=fixed", "-p", "horizon.fixed.h:=1",
+            "--log-level", "error",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    context = Context()
+    rclpy.init(context=context)
+    sensors = SyntheticSensors(context, cameras, ALOHA_JOINTS, size=224, rate_hz=30.0)
+    node = Node("latency_probe", context=context)
+    received: list[tuple[int, ActionChunk]] = []
+    node.create_subscription(
+        ActionChunk, "/rd_vla_node/action_chunk", lambda m: received.append((time.time_ns(), m)), 50
+    )
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        deadline = time.monotonic() + 120
+        while len(received) < 5 and time.monotonic() < deadline:  # model loaded, discovery done, warm
+            time.sleep(0.1)
+        start = len(received)
+        time.sleep(seconds)
+        window = received[start:]
+    finally:
+        sensors.close()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+        proc.terminate()
+        proc.wait(timeout=20)
+    if not window:
+        raise RuntimeError("the node published no chunks")
+    inference = [m.inference_latency for _, m in window]
+    end_to_end = [(t - time_to_ns(m.header.stamp)) / 1e9 for t, m in window]
+    return inference, end_to_end
+
+
+def main() -> int:
+    seconds = float(os.environ.get("NODE_LATENCY_SECONDS", "20"))
+    torch.set_num_threads(torch_threads(0))  # the bare policy gets the node's default thread count
+    print(f"machine: {machine()}")
+    print("command: python benchmarks/node_latency.py")
+    rows, summary = [], {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for cams in (["top", "left_wrist"], ["top", "left_wrist", "right_wrist"]):
+            torch.manual_seed(0)
+            policy = RDVLAPolicy(make_config("tiny", camera_names=cams)).eval()
+            checkpoint = save_policy(policy, Path(tmp) / f"cams{len(cams)}")
+            bare = bare_policy(policy, cams, 200)
+            inference, e2e = node_run(checkpoint, cams, seconds)
+            overhead_p50 = percentile_ms(inference, 50) - percentile_ms(bare, 50)
+            overhead_p99 = percentile_ms(inference, 99) - percentile_ms(bare, 99)
+            rows.append([
+                len(cams), len(inference), percentile_ms(bare, 50), percentile_ms(bare, 99),
+                percentile_ms(inference, 50), percentile_ms(inference, 99),
+                percentile_ms(e2e, 50), percentile_ms(e2e, 99), overhead_p50, overhead_p99,
+            ])  # fmt: skip
+            suffix = "" if len(cams) == 2 else f"_{len(cams)}cam"
+            summary[f"overhead_p99_ms{suffix}"] = overhead_p99
+            summary[f"overhead_p50_ms{suffix}"] = overhead_p50
+            summary[f"e2e_p99_ms{suffix}"] = percentile_ms(e2e, 99)
+    print_table(
+        f"tiny model, fixed depth {DEPTH}, 224 px rgb8 cameras + joint states at 30 Hz, chunk every 20 ms tick",
+        ["cameras", "chunks", "bare p50 ms", "bare p99 ms", "node p50 ms", "node p99 ms", "e2e p50 ms",
+         "e2e p99 ms", "overhead p50 ms", "overhead p99 ms"],
+        rows,
+    )  # fmt: skip
+    print("\n" + " ".join(f"{k}={v:.3f}" for k, v in summary.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
