@@ -1,8 +1,9 @@
-"""`make demo`: the package's main job on its embedded defaults.
+"""`make demo`: the package's main job on its defaults.
 
-Starts the ActionChunk echo and talker as two separate processes talking over DDS; the echo validates
-every chunk against the ALOHA robot description (names, position and velocity limits, sequence) and
-reports transport latency. Exit status is non-zero when anything was lost or invalid.
+1. The policy node end to end (rd_vla_ros.demos.node_demo): its own process, synthetic cameras and
+   joint states at 30 Hz over DDS, an untrained tiny checkpoint, a depth change at run time.
+2. ActionChunks between two processes, validated against the ALOHA description (chunk_loopback).
+Exit status is non-zero when either fails.
 """
 
 from __future__ import annotations
@@ -11,19 +12,28 @@ import subprocess
 import sys
 from pathlib import Path
 
-COUNT = 20
+from rd_vla_ros.demos.node_demo import run as run_node_demo
+
+COUNT = 10
 
 
 def main() -> int:
-    bindir = Path(sys.executable).parent
-    sys.stdout.write(f"rd_vla_ros demo: {COUNT} ActionChunks from a talker process to an echo process over DDS\n")
+    workdir = Path("build") / "demo"
+    workdir.mkdir(parents=True, exist_ok=True)
+    sys.stdout.write("== rd_vla_ros demo 1/2: rd_vla_node over DDS (untrained tiny model, synthetic sensors)\n")
     sys.stdout.flush()
+    node_rc = run_node_demo(workdir)
+    sys.stdout.write(f"\n== rd_vla_ros demo 2/2: {COUNT} ActionChunks from a talker process to an echo process\n")
+    sys.stdout.flush()
+    bindir = Path(sys.executable).parent
     echo = subprocess.Popen([str(bindir / "rd_vla_chunk_echo"), "--count", str(COUNT), "--timeout", "60"])
     talker = subprocess.run(
-        [str(bindir / "rd_vla_chunk_talker"), "--count", str(COUNT), "--rate", "10"], timeout=120, check=False
+        [str(bindir / "rd_vla_chunk_talker"), "--count", str(COUNT), "--rate", "20"], timeout=120, check=False
     )
     echo_rc = echo.wait(timeout=120)
-    return 0 if talker.returncode == 0 and echo_rc == 0 else 1
+    ok = node_rc == 0 and talker.returncode == 0 and echo_rc == 0
+    sys.stdout.write(f"\ndemo {'OK' if ok else 'FAILED'}\n")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
