@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/node_latency.py
 
-For each camera count, in one run: (1) the bare policy - PolicyRunner.run in this process on the
-same inputs (224 px RGB frames, resized by the runner, joint positions); (2) rd_vla_node in its own
-process (`python -m rd_vla_ros.ros.node`), fed 224 px rgb8 images and joint states at 30 Hz over DDS
-by this process, re-planning every control tick (fixed depth 12, horizon 1). Reported per chunk:
+For each camera count, in one run, alternating three times (the machine's load drifts, so both
+sides are sampled in the same periods): (1) the bare policy - PolicyRunner.run in this process on
+the same inputs (224 px RGB frames, resized by the runner, joint positions), while the node idles;
+(2) rd_vla_node in its own process (`python -m rd_vla_ros.ros.node`), fed 224 px rgb8 images and
+joint states at 30 Hz over DDS by this process, re-planning every control tick (fixed depth 12,
+horizon 1). Reported per chunk:
   node inference  the node's own measure, observation assembled -> chunk ready (ActionChunk field)
   end to end      newest input's publish time -> ActionChunk received here; includes the input's
                   age when the next control tick fires (up to one tick, 20 ms) and both DDS hops
@@ -50,21 +52,22 @@ DEPTH = 12
 SETTINGS = InferenceSettings(fixed_depth=DEPTH, horizon="fixed", horizon_params={"h": 1})
 
 
-def bare_policy(policy: RDVLAPolicy, cameras: list[str], samples: int) -> list[float]:
-    runner = PolicyRunner(policy, ALOHA_JOINTS, cameras, SETTINGS)
+def observation(cameras: list[str]) -> Observation:
     rng = np.random.default_rng(0)
-    obs = Observation(
+    return Observation(
         images={c: rng.integers(0, 256, (224, 224, 3), dtype=np.uint8) for c in cameras},
         joint_positions=np.zeros(14),
         instruction="transfer the cube",
         stamp_ns=0,
     )
+
+
+def measure(policy: RDVLAPolicy, checkpoint: Path, cameras: list[str], seconds: float, rounds: int = 3) -> dict:
+    """Alternate bare-policy windows (node idle: sensors paused) and node windows, `rounds` times."""
+    runner = PolicyRunner(policy, ALOHA_JOINTS, cameras, SETTINGS)
+    obs = observation(cameras)
     for _ in range(5):
         runner.run(obs)
-    return [runner.run(obs)[1].total_s for _ in range(samples)]
-
-
-def node_run(checkpoint: Path, cameras: list[str], seconds: float) -> tuple[list[float], list[float]]:
     topics = [f"cameras/{c}/image_raw" for c in cameras]
     proc = subprocess.Popen(
         [
@@ -88,13 +91,23 @@ def node_run(checkpoint: Path, cameras: list[str], seconds: float) -> tuple[list
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
+    bare: list[float] = []
+    window: list[tuple[int, ActionChunk]] = []
     try:
         deadline = time.monotonic() + 120
         while len(received) < 5 and time.monotonic() < deadline:  # model loaded, discovery done, warm
             time.sleep(0.1)
-        start = len(received)
-        time.sleep(seconds)
-        window = received[start:]
+        for _ in range(rounds):
+            sensors.cameras_on = sensors.joints_on = False  # the node idles (inputs stale)
+            time.sleep(0.5)
+            end = time.monotonic() + seconds / rounds
+            while time.monotonic() < end:
+                bare.append(runner.run(obs)[1].total_s)
+            sensors.cameras_on = sensors.joints_on = True
+            time.sleep(0.5)
+            start = len(received)
+            time.sleep(seconds / rounds)
+            window += received[start:]
     finally:
         sensors.close()
         executor.shutdown()
@@ -104,13 +117,15 @@ def node_run(checkpoint: Path, cameras: list[str], seconds: float) -> tuple[list
         proc.wait(timeout=20)
     if not window:
         raise RuntimeError("the node published no chunks")
-    inference = [m.inference_latency for _, m in window]
-    end_to_end = [(t - time_to_ns(m.header.stamp)) / 1e9 for t, m in window]
-    return inference, end_to_end
+    return {
+        "bare": bare,
+        "node": [m.inference_latency for _, m in window],
+        "e2e": [(t - time_to_ns(m.header.stamp)) / 1e9 for t, m in window],
+    }
 
 
 def main() -> int:
-    seconds = float(os.environ.get("NODE_LATENCY_SECONDS", "20"))
+    seconds = float(os.environ.get("NODE_LATENCY_SECONDS", "30"))
     torch.set_num_threads(torch_threads(0))  # the bare policy gets the node's default thread count
     print(f"machine: {machine()}")
     print("command: python benchmarks/node_latency.py")
@@ -120,8 +135,8 @@ def main() -> int:
             torch.manual_seed(0)
             policy = RDVLAPolicy(make_config("tiny", camera_names=cams)).eval()
             checkpoint = save_policy(policy, Path(tmp) / f"cams{len(cams)}")
-            bare = bare_policy(policy, cams, 200)
-            inference, e2e = node_run(checkpoint, cams, seconds)
+            m = measure(policy, checkpoint, cams, seconds)
+            bare, inference, e2e = m["bare"], m["node"], m["e2e"]
             overhead_p50 = percentile_ms(inference, 50) - percentile_ms(bare, 50)
             overhead_p99 = percentile_ms(inference, 99) - percentile_ms(bare, 99)
             rows.append([
@@ -135,7 +150,7 @@ def main() -> int:
             summary[f"e2e_p99_ms{suffix}"] = percentile_ms(e2e, 99)
     print_table(
         f"tiny model, fixed depth {DEPTH}, 224 px rgb8 cameras + joint states at 30 Hz, chunk every 20 ms tick",
-        ["cameras", "chunks", "bare p50 ms", "bare p99 ms", "node p50 ms", "node p99 ms", "e2e p50 ms",
+        ["cameras", "node chunks", "bare p50 ms", "bare p99 ms", "node p50 ms", "node p99 ms", "e2e p50 ms",
          "e2e p99 ms", "overhead p50 ms", "overhead p99 ms"],
         rows,
     )  # fmt: skip
