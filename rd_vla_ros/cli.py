@@ -35,7 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     init.add_argument("--seed", type=int, default=0)
     info = sub.add_parser("info", help="summarise a checkpoint")
     info.add_argument("checkpoint", type=Path)
+    bag = sub.add_parser("bag-info", help="list a bag's topics and check them against a topic map")
+    bag.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or mcap) or a .mcap / .db3 file")
+    bag.add_argument(
+        "--topic-map", type=Path, default=None, help="topic map YAML (default: config/topic_map_aloha.yaml)"
+    )
     args = parser.parse_args(argv)
+    if args.command == "bag-info":
+        return bag_info(args.bag, args.topic_map)
     if args.command == "init-checkpoint":
         path = init_checkpoint(args.out, args.preset, args.seed)
         sys.stdout.write(f"wrote an untrained {args.preset} checkpoint to {path}\n")
@@ -56,3 +63,23 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def bag_info(path: Path, topic_map_path: Path | None) -> int:
+    """Print the bag's topics; exit 1 with the reason when it does not fit the topic map."""
+    from rd_vla_ros.paths import config_path
+    from rd_vla_ros.ros.bags import BagError, BagSource, TopicMap
+
+    try:
+        topic_map = TopicMap.from_yaml(topic_map_path or config_path("topic_map_aloha.yaml"))
+        with BagSource(path) as source:
+            duration = (source.end_ns - source.start_ns) / 1e9 if source.message_count else 0.0
+            sys.stdout.write(f"{path}: {source.message_count} messages over {duration:.2f} s\n")
+            for info in sorted(source.topics.values(), key=lambda t: t.name):
+                sys.stdout.write(f"  {info.name:50s} {info.msgtype:40s} {info.count}\n")
+            source.require(topic_map.required_topics())
+    except (BagError, ValueError, OSError) as err:
+        sys.stderr.write(f"rd-vla bag-info: {err}\n")
+        return 1
+    sys.stdout.write("the bag has every topic the topic map needs\n")
+    return 0

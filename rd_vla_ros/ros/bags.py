@@ -1,0 +1,198 @@
+"""Reading rosbag2 recordings (sqlite3 or mcap directories, or a bare .mcap / .db3 file).
+
+Streams messages in time order (bounded memory on long bags) with `rosbags` (pure Python) and
+decodes them with rclpy's deserializer into the usual message classes. Every problem a user can
+cause ends in a `BagError` whose message says what to do, never in a traceback from a library.
+Nothing here writes to the input bag.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sqlite3
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import yaml
+from rclpy.serialization import deserialize_message
+from rosbags.interfaces import Connection
+from rosbags.rosbag2 import Reader, ReaderError
+
+LOG = logging.getLogger(__name__)
+COMMAND_KINDS = {
+    "joint_trajectory": "trajectory_msgs/msg/JointTrajectory",
+    "joint_state": "sensor_msgs/msg/JointState",
+    "action_chunk": "rd_vla_ros/msg/ActionChunk",
+}
+CAMERA_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
+# What a truncated or corrupted bag raises from inside rosbags (storage, metadata, decompression).
+_CORRUPT = (ReaderError, OSError, EOFError, ValueError, KeyError, IndexError, struct.error, sqlite3.Error)
+
+
+class BagError(ValueError):
+    """A bag that cannot be used as asked; the message says why."""
+
+
+def message_class(msgtype: str) -> type | None:
+    """'sensor_msgs/msg/Image' -> sensor_msgs.msg.Image, or None when not importable here."""
+    parts = msgtype.split("/")
+    if len(parts) != 3:
+        return None
+    package, kind, name = parts
+    try:
+        return getattr(importlib.import_module(f"{package}.{kind}"), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    msgtype: str
+    count: int
+
+
+class BagSource:
+    """An open bag: its topics, and a time-ordered stream of decoded messages."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BagError(f"bag '{self.path}' does not exist")
+        try:
+            self._reader = Reader(self.path)
+            self._reader.open()
+        except _CORRUPT as err:
+            raise BagError(f"cannot read bag '{self.path}': {type(err).__name__}: {err}") from err
+        self.skipped: dict[str, str] = {}  # topic -> why it is not decoded
+        self.topics: dict[str, TopicInfo] = {}
+        for conn in self._reader.connections:
+            previous = self.topics.get(conn.topic)
+            count = conn.msgcount + (previous.count if previous else 0)
+            self.topics[conn.topic] = TopicInfo(conn.topic, conn.msgtype, count)
+
+    def __enter__(self) -> BagSource:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._reader.close()
+
+    @property
+    def message_count(self) -> int:
+        return sum(t.count for t in self.topics.values())
+
+    @property
+    def start_ns(self) -> int:
+        return int(self._reader.start_time)
+
+    @property
+    def end_ns(self) -> int:
+        return int(self._reader.end_time)
+
+    def describe(self) -> str:
+        return ", ".join(
+            f"{t.name} ({t.msgtype}, {t.count})" for t in sorted(self.topics.values(), key=lambda t: t.name)
+        )
+
+    def require(self, wanted: dict[str, tuple[str, ...]]) -> None:
+        """Check that every topic exists with one of the allowed types; BagError lists what the bag has."""
+        if self.message_count == 0:
+            raise BagError(f"bag '{self.path}' is empty (no messages)")
+        missing = [topic for topic in wanted if topic not in self.topics]
+        if missing:
+            raise BagError(f"bag '{self.path}' lacks topic(s) {missing}; it contains: {self.describe()}")
+        wrong = [
+            f"{topic} is {self.topics[topic].msgtype}, expected {' or '.join(types)}"
+            for topic, types in wanted.items()
+            if types and self.topics[topic].msgtype not in types
+        ]
+        if wrong:
+            raise BagError(f"bag '{self.path}': {'; '.join(wrong)}")
+
+    def messages(self, topics: list[str] | None = None) -> Iterator[tuple[str, int, Any]]:
+        """(topic, bag timestamp ns, decoded message) in time order; undecodable topics are skipped
+        with one warning each (see `skipped`)."""
+        classes: dict[str, type] = {}
+        connections: list[Connection] = []
+        for conn in self._reader.connections:
+            if topics is not None and conn.topic not in topics:
+                continue
+            cls = message_class(conn.msgtype)
+            if cls is None:
+                if conn.topic not in self.skipped:
+                    self.skipped[conn.topic] = f"type {conn.msgtype} is not available here"
+                    LOG.warning("skipping %s: type %s is not available here", conn.topic, conn.msgtype)
+                continue
+            classes[conn.topic] = cls
+            connections.append(conn)
+        if not connections:
+            return
+        try:
+            for conn, timestamp, raw in self._reader.messages(connections=connections):
+                try:
+                    msg = deserialize_message(bytes(raw), classes[conn.topic])
+                except RuntimeError as err:  # rclpy's RMWError: bytes that are not this type's CDR
+                    self.skipped.setdefault(f"{conn.topic}@{timestamp}", f"undecodable: {err}")
+                    LOG.warning("skipping an undecodable %s message at %d: %s", conn.topic, timestamp, err)
+                    continue
+                yield conn.topic, int(timestamp), msg
+        except _CORRUPT as err:
+            raise BagError(f"bag '{self.path}' is truncated or corrupted: {type(err).__name__}: {err}") from err
+
+
+@dataclass
+class TopicMap:
+    """Which recorded topics are the policy's inputs and which are the ground-truth commands."""
+
+    cameras: dict[str, str]
+    joint_states: str
+    instruction_topic: str = ""
+    instruction_default: str = ""
+    command_kind: str = "joint_trajectory"
+    command_topics: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.cameras:
+            raise ValueError("topic_map.cameras must name at least one camera topic")
+        if not self.joint_states:
+            raise ValueError("topic_map.joint_states must name the JointState topic")
+        if self.command_kind not in COMMAND_KINDS:
+            raise ValueError(f"topic_map.commands.kind must be one of {list(COMMAND_KINDS)}, got '{self.command_kind}'")
+        if not self.command_topics:
+            raise ValueError("topic_map.commands.topics must name at least one topic")
+        if not (self.instruction_topic or self.instruction_default):
+            raise ValueError("topic_map.instruction needs a topic or a default")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TopicMap:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or not isinstance(data.get("topic_map"), dict):
+            raise ValueError(f"{path}: expected a top-level 'topic_map' mapping")
+        m = data["topic_map"]
+        instruction = m.get("instruction") or {}
+        commands = m.get("commands") or {}
+        return cls(
+            cameras=dict(m.get("cameras") or {}),
+            joint_states=str(m.get("joint_states") or ""),
+            instruction_topic=str(instruction.get("topic") or ""),
+            instruction_default=str(instruction.get("default") or ""),
+            command_kind=str(commands.get("kind") or "joint_trajectory"),
+            command_topics=list(commands.get("topics") or []),
+        )
+
+    def required_topics(self) -> dict[str, tuple[str, ...]]:
+        wanted: dict[str, tuple[str, ...]] = {topic: CAMERA_TYPES for topic in self.cameras.values()}
+        wanted[self.joint_states] = ("sensor_msgs/msg/JointState",)
+        for topic in self.command_topics:
+            wanted[topic] = (COMMAND_KINDS[self.command_kind],)
+        return wanted
