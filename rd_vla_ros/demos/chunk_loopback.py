@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
@@ -94,6 +95,11 @@ def talker_main(argv: list[str] | None = None) -> int:
             )
             pub.publish(action_chunk_to_msg(chunk))
             time.sleep(period)
+        # Our side may match the subscriber before its side has matched us; a reliable writer resends
+        # what the reader missed, but only while it exists: wait for every chunk to be acknowledged.
+        if not pub.wait_for_all_acked(Duration(seconds=args.timeout)):
+            node.get_logger().error(f"chunks on {TOPIC} not acknowledged within {args.timeout:.0f} s")
+            return 1
         node.get_logger().info(f"published {args.count} chunks on {pub.topic_name}")
         return 0
     finally:

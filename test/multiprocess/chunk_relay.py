@@ -6,6 +6,7 @@ import sys
 import time
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from rd_vla_ros.msg import ActionChunk
@@ -28,10 +29,8 @@ def main() -> int:
     deadline = time.monotonic() + timeout
     while relayed < count and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.05)
-    # Keep the publisher alive a moment so the last reliable sample is delivered.
-    end = time.monotonic() + 0.5
-    while time.monotonic() < end:
-        rclpy.spin_once(node, timeout_sec=0.05)
+    # A reliable writer resends what a late-matching reader missed only while it exists.
+    pub.wait_for_all_acked(Duration(seconds=timeout))
     sys.stdout.write(f"relayed {relayed}\n")
     node.destroy_node()
     rclpy.try_shutdown()
