@@ -12,6 +12,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Why no observation could be assembled: every reason `assemble` returns starts with one of these.
+BLOCK_KINDS = (
+    "no image yet",
+    "no joint state yet",
+    "no instruction",
+    "stale camera",
+    "stale joint state",
+    "cameras out of sync",
+)
+
+
+def block_kind(reason: str) -> str:
+    """The stable kind of a blocked-observation reason (for counters: no names or numbers in it)."""
+    return next((kind for kind in BLOCK_KINDS if reason.startswith(kind)), "other")
+
 
 @dataclass
 class Latest:
@@ -104,6 +119,3 @@ class ObservationAssembler:
             stamp_ns=max([*stamps, self.joints.stamp_ns]),
         )
         return obs, ""
-
-    def newest_received_ns(self) -> int:
-        return max([c.received_ns for c in self.cameras.values()] + [self.joints.received_ns])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -189,7 +189,3 @@ class RDVLAPolicy(nn.Module):
     def reset(self) -> None:
         """Forget queued actions (call at the start of an episode)."""
         self._queue.clear()
-
-    def with_settings(self, **changes: Any) -> InferenceSettings:
-        """The default inference settings with some fields changed (validated)."""
-        return replace(self.config.inference, **changes)

@@ -40,7 +40,7 @@ from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.joints import JointMapper, JointStateError
 from rd_vla_ros.model.checkpoint import CheckpointError, load_policy
 from rd_vla_ros.msg import ActionChunk
-from rd_vla_ros.observation import ObservationAssembler
+from rd_vla_ros.observation import ObservationAssembler, block_kind
 from rd_vla_ros.paths import config_path, embedded_checkpoint
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros import params as P
@@ -317,7 +317,7 @@ class RDVLANode(LifecycleNode):
         with self._lock:
             obs, reason = self.assembler.assemble(now)
         if obs is None:
-            self.stats.blocked[reason.split(" (")[0].split(" by ")[0][:40]] += 1
+            self.stats.blocked[block_kind(reason)] += 1
             self.get_logger().warning(f"not running the policy: {reason}", throttle_duration_sec=2.0)
             self._maybe_hold(now)
             return
@@ -414,6 +414,7 @@ class RDVLANode(LifecycleNode):
             KeyValue(key="mean iterations", value=f"{s.mean_iterations():.2f}"),
             KeyValue(key="converged share", value=f"{s.converged_share():.3f}"),
             KeyValue(key="invalid outputs", value=str(s.invalid_outputs)),
+            KeyValue(key="dropped chunks", value=str(s.dropped_chunks)),
             KeyValue(key="halting", value=f"{settings.halting} {settings.threshold}" if settings else ""),
             KeyValue(key="runtime", value=f"torch {self.runner.device}" if self.runner else "none"),
         ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
@@ -182,18 +182,6 @@ def assembly_limits(values: dict[str, Any]) -> AssemblyLimits:
         joint_state_max_age_s=values["inputs.joint_state_max_age_s"],
         sync_tolerance_s=values["inputs.sync_tolerance_s"],
     )
-
-
-@dataclass
-class ParameterSet:
-    """Current values of every parameter (what the node validated last)."""
-
-    values: dict[str, Any] = field(default_factory=lambda: {p.name: p.default for p in PARAMS})
-
-    def proposed(self, changes: dict[str, Any]) -> dict[str, Any]:
-        merged = dict(self.values)
-        merged.update(changes)
-        return merged
 
 
 def torch_threads(value: int) -> int:

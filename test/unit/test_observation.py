@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rd_vla_ros.observation import AssemblyLimits, ObservationAssembler
+from rd_vla_ros.observation import AssemblyLimits, ObservationAssembler, block_kind
 
 S = 1_000_000_000
 IMG = np.zeros((4, 4, 3), np.uint8)
@@ -57,3 +57,12 @@ def test_limits_are_validated() -> None:
         AssemblyLimits(sync_tolerance_s=0)
     with pytest.raises(ValueError, match="at least one camera"):
         ObservationAssembler([])
+
+
+def test_block_kinds_are_stable_counter_keys() -> None:
+    now = 100 * S
+    a = ready(now)
+    a.cameras["wrist"].update(IMG, now - S, now)
+    assert block_kind(a.assemble(now)[1]) == "stale camera"  # no camera names or ages in the key
+    assert block_kind(ObservationAssembler(["top"], default_instruction="x").assemble(0)[1]) == "no image yet"
+    assert block_kind("something new") == "other"

@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 
 from rd_vla_ros.model.checkpoint import CheckpointError, load_policy, read_config, save_policy
 from rd_vla_ros.model.config import InferenceSettings, make_config
+from rd_vla_ros.model.halting import make_criterion
 from rd_vla_ros.model.policy import RDVLAPolicy
 from rd_vla_ros.model.training import OptimizerConfig, make_optimizer, train_step
 
@@ -49,7 +50,7 @@ def test_actions_are_unnormalised() -> None:
     policy = make_policy()
     encoded = policy.encode(observation())
     head_only = policy.head.iterate(
-        encoded.features, encoded.proprio, __import__("rd_vla_ros.model.halting").model.halting.make_criterion("fixed"),
+        encoded.features, encoded.proprio, make_criterion("fixed"),
         4, 4, generator=torch.Generator().manual_seed(1),
     )  # fmt: skip
     result = policy.run_head(encoded, InferenceSettings(fixed_depth=4), generator=torch.Generator().manual_seed(1))
