@@ -31,6 +31,7 @@ class ActionChunkData:
         halting_residual: criterion value at the last iteration (NaN when undefined).
         residual_trace: (k*,) criterion value after every iteration (entry 0 is NaN).
         backbone_latency_s / head_latency_s / inference_latency_s: measured latencies.
+        input_stamps: input name (camera, "joint_states") -> stamp ns of the message used.
     """
 
     positions: np.ndarray
@@ -50,6 +51,7 @@ class ActionChunkData:
     backbone_latency_s: float = 0.0
     head_latency_s: float = 0.0
     inference_latency_s: float = 0.0
+    input_stamps: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.positions = np.asarray(self.positions, dtype=np.float64)

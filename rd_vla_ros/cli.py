@@ -1,12 +1,17 @@
-"""`rd-vla`: the package's command line (model utilities; more subcommands come with replay/train/export).
+"""`rd-vla`: the package's command line.
 
 rd-vla init-checkpoint OUT [--preset tiny] [--seed 0]   write a randomly initialised checkpoint
 rd-vla info CHECKPOINT                                  print a checkpoint's configuration summary
+rd-vla bag-info BAG [--topic-map YAML]                  list a bag's topics, check them against a topic map
+rd-vla demo-bag OUT [--seconds 4] [--storage mcap]      write a small ALOHA-style recording with known content
+rd-vla replay BAG --checkpoint DIR [--out DIR] ...      evaluate a checkpoint offline on a bag; sweep halting
+rd-vla play BAG [--rate 1] [--clock] [--record OUT]     publish a bag into a running ROS graph (live replay)
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -16,6 +21,9 @@ from rd_vla_ros.model.checkpoint import CheckpointError, read_config, save_polic
 from rd_vla_ros.model.config import make_config
 from rd_vla_ros.model.policy import RDVLAPolicy
 
+DEFAULT_THRESHOLDS = "1e-2,3e-3,1e-3,3e-4,1e-4"
+DEFAULT_FIXED_DEPTHS = "1,2,4,8,12,16,32"
+
 
 def init_checkpoint(out: Path, preset: str, seed: int) -> Path:
     """An UNTRAINED policy (random weights, identity normalisation): for tests, demos and benchmarks."""
@@ -24,7 +32,15 @@ def init_checkpoint(out: Path, preset: str, seed: int) -> Path:
     return save_policy(policy, out, extra={"trained": False, "seed": seed, "preset": preset})
 
 
-def main(argv: list[str] | None = None) -> int:
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rd-vla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -40,13 +56,76 @@ def main(argv: list[str] | None = None) -> int:
     bag.add_argument(
         "--topic-map", type=Path, default=None, help="topic map YAML (default: config/topic_map_aloha.yaml)"
     )
-    args = parser.parse_args(argv)
+
+    demo = sub.add_parser("demo-bag", help="write a small ALOHA-style recording with known content")
+    demo.add_argument("out", type=Path, help="new bag directory (must not exist)")
+    demo.add_argument("--seconds", type=float, default=4.0)
+    demo.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+
+    rep = sub.add_parser(
+        "replay", help="evaluate a checkpoint offline on a bag and sweep halting settings",
+        description="Replays BAG through the node's input code and policy runner, scores every predicted chunk "
+        "against the recorded commands, and writes report.json, report.md and PNG plots.",
+    )  # fmt: skip
+    rep.add_argument("bag", type=Path, help="rosbag2 directory (sqlite3 or mcap) or a .mcap / .db3 file")
+    rep.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the params file's, 'embedded')")
+    rep.add_argument("--params", type=Path, default=None,
+                     help="the node's --params-file YAML: deployed halting/horizon settings, age limits, cameras, "
+                     "robot (default: config/rd_vla_node.yaml)")  # fmt: skip
+    rep.add_argument(
+        "--topic-map", type=Path, default=None, help="topic map YAML (default: config/topic_map_aloha.yaml)"
+    )
+    rep.add_argument("--instruction", default=None, help="instruction to use (overrides the topic map's default)")
+    rep.add_argument("--out", type=Path, default=None, help="report directory (default: replay_<bag name>)")
+    rep.add_argument("--thresholds", default=DEFAULT_THRESHOLDS, help="adaptive thresholds to sweep, comma-separated")
+    rep.add_argument("--halting", default=None, help="halting strategy of the swept thresholds (default: deployed)")
+    rep.add_argument("--fixed-depths", default=DEFAULT_FIXED_DEPTHS, help="fixed depths to sweep, comma-separated")
+    rep.add_argument("--stride", type=int, default=1, help="control periods between inference ticks")
+    rep.add_argument("--start", type=float, default=0.0, help="seconds into the bag to start evaluating")
+    rep.add_argument("--duration", type=float, default=None, help="seconds to evaluate (default: to the end)")
+    rep.add_argument("--tolerance", type=float, default=0.05,
+                     help="recommend the cheapest threshold within this relative MAE of the best setting")  # fmt: skip
+    rep.add_argument("--device", default="cpu")
+    rep.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = cores - 1)")
+    rep.add_argument(
+        "--live", type=Path, default=None, help="a bag recorded with `rd-vla play --record`: compare the node's chunks"
+    )
+    rep.add_argument("--live-topic", default=None, help="ActionChunk topic in --live (default: the only one)")
+    rep.add_argument("--no-plots", action="store_true")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    play = sub.add_parser("play", help="publish a bag into a running ROS graph, paced by its timestamps")
+    play.add_argument("bag", type=Path)
+    play.add_argument("--rate", type=float, default=1.0, help="playback speed factor (2 = twice as fast)")
+    play.add_argument("--clock", type=float, nargs="?", const=100.0, default=0.0, metavar="HZ",
+                      help="publish /clock at HZ (default 100 when given) for nodes with use_sim_time")  # fmt: skip
+    play.add_argument("--topics", nargs="+", default=None, help="only these topics")
+    play.add_argument("--start-delay", type=float, default=1.0,
+                      help="seconds to wait after start-up so subscribers match before the first message")  # fmt: skip
+    play.add_argument("--record", type=Path, default=None, help="record what the graph publishes into this new bag")
+    play.add_argument("--record-topics", nargs="+", default=None,
+                      help="topics to record (default: every ActionChunk and JointTrajectory topic seen)")  # fmt: skip
+    play.add_argument("--record-storage", default="mcap", choices=["mcap", "sqlite3"])
+    play.add_argument("--tail", type=float, default=2.0, help="seconds to keep recording after the last message")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.command == "bag-info":
         return bag_info(args.bag, args.topic_map)
     if args.command == "init-checkpoint":
         path = init_checkpoint(args.out, args.preset, args.seed)
         sys.stdout.write(f"wrote an untrained {args.preset} checkpoint to {path}\n")
         return 0
+    if args.command == "demo-bag":
+        return demo_bag(args.out, args.seconds, args.storage)
+    if args.command == "replay":
+        return replay(args, argv if argv is not None else sys.argv[1:])
+    if args.command == "play":
+        from rd_vla_ros.ros.play import play_main
+
+        return play_main(args)
     try:
         config, extra = read_config(args.checkpoint)
     except CheckpointError as err:
@@ -59,10 +138,6 @@ def main(argv: list[str] | None = None) -> int:
         f"inference: {config.inference}\nextra: {extra}\n"
     )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
 
 
 def bag_info(path: Path, topic_map_path: Path | None) -> int:
@@ -83,3 +158,102 @@ def bag_info(path: Path, topic_map_path: Path | None) -> int:
         return 1
     sys.stdout.write("the bag has every topic the topic map needs\n")
     return 0
+
+
+def demo_bag(out: Path, seconds: float, storage: str) -> int:
+    from rd_vla_ros.demos.demo_bag import write_demo_bag
+    from rd_vla_ros.ros.bags import BagError
+
+    try:
+        path = write_demo_bag(out, seconds=seconds, storage=storage)
+    except BagError as err:
+        sys.stderr.write(f"rd-vla demo-bag: {err}\n")
+        return 1
+    sys.stdout.write(f"wrote a {seconds:g} s {storage} recording to {path}\n")
+    return 0
+
+
+def replay(args: argparse.Namespace, argv: list[str]) -> int:
+    from rd_vla_ros.ros.replay import ReplayError
+
+    try:
+        summary, out = run_replay(args, argv)
+    except (ReplayError, ValueError, OSError, CheckpointError) as err:  # BagError is a ValueError
+        sys.stderr.write(f"rd-vla replay: {err}\n")
+        return 1
+    sys.stdout.write(format_summary(summary) + f"\nreport: {out / 'report.md'} (and report.json, PNG plots)\n")
+    return 0
+
+
+def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
+    """The replay command's work: returns the report summary and the report directory."""
+    from rd_vla_ros.evaluation.report import write_report
+    from rd_vla_ros.model.checkpoint import load_policy
+    from rd_vla_ros.paths import config_path
+    from rd_vla_ros.robot import RobotDescription
+    from rd_vla_ros.ros import params as P
+    from rd_vla_ros.ros.bags import BagSource, TopicMap
+    from rd_vla_ros.ros.node import _resolve_checkpoint, _resolve_config
+    from rd_vla_ros.ros.replay import OfflineReplay, load_live_chunks, sweep_settings
+    from rd_vla_ros.runner import PolicyRunner
+
+    bag_path = args.bag.resolve()
+    out = (args.out or Path(f"replay_{bag_path.stem}")).resolve()
+    if out == bag_path or bag_path in out.parents:
+        raise ValueError(f"the report directory {out} is inside the input bag; choose another --out")
+    values = P.values_from_file(args.params or config_path("rd_vla_node.yaml"))
+    topic_map = TopicMap.from_yaml(args.topic_map or config_path("topic_map_aloha.yaml"))
+    if args.instruction:
+        topic_map.instruction_default = args.instruction
+    robot = RobotDescription.from_yaml(_resolve_config(values["robot_description"]))
+    checkpoint = _resolve_checkpoint(args.checkpoint or values["checkpoint"])
+    torch.set_num_threads(P.torch_threads(args.threads))
+    policy = load_policy(checkpoint, torch.device(args.device))
+    runner = PolicyRunner(policy, robot.joint_names, list(values["camera_names"]), P.inference_settings(values))
+    sweep = sweep_settings(runner.settings, _floats(args.thresholds), _ints(args.fixed_depths), args.halting)
+    live = load_live_chunks(str(args.live), args.live_topic) if args.live else None
+    engine = OfflineReplay(runner, robot, topic_map, P.assembly_limits(values), sweep, args.stride,
+                           values["safety.velocity_scale"])  # fmt: skip
+    with BagSource(bag_path) as bag:
+        result = engine.run(
+            bag, progress=not args.quiet, start_s=args.start, duration_s=args.duration, live_chunks=live
+        )
+    context = {"checkpoint": str(checkpoint), "command": "rd-vla " + shlex.join(argv), "topic_map": vars(topic_map)}
+    summary = write_report(result, out, args.tolerance, context, with_plots=not args.no_plots)
+    return summary, out
+
+
+def format_summary(summary: dict) -> str:
+    """The Pareto table as plain text for the terminal."""
+
+    def f(x: float | None, d: int = 4) -> str:
+        return "n/a" if x is None or x != x else f"{x:.{d}g}"
+
+    t = summary["ticks"]
+    lines = [
+        f"{summary['bag']}: {t['evaluated']} observations evaluated of {t['total']} ticks "
+        f"(blocked {t['blocked'] or 'never'}); backbone p50 {f(summary['backbone_latency_ms']['p50'], 3)} ms",
+        f"{'setting':<22}{'mean k*':>9}{'conv':>7}{'H_exec':>8}{'exec MAE':>11}{'full MAE':>11}{'head ms':>9}  pareto",
+    ]
+    for s in summary["settings"]:
+        lines.append(
+            f"{s['name']:<22}{f(s['iterations']['mean'], 3):>9}{f(s['converged_share'], 2):>7}"
+            f"{f(s['mean_execution_horizon'], 3):>8}{f(s['executed']['mae']):>11}{f(s['full_chunk']['mae']):>11}"
+            f"{f(s['head_latency_ms']['p50'], 3):>9}  {'*' if s['pareto'] else ''}"
+        )
+    rec = summary["recommendation"]
+    lines.append(
+        f"recommended: {rec['halting']} threshold {rec['threshold']:g} ({rec['reason']})"
+        if rec.get("setting") else f"no recommendation: {rec['reason']}"
+    )  # fmt: skip
+    live = summary.get("live")
+    if live:
+        lines.append(
+            f"live vs offline: {live['matched']}/{live['live_chunks']} chunks matched, max |diff| "
+            f"{f(live['max_abs_diff'])}, same k* share {f(live['same_iterations_share'], 3)}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

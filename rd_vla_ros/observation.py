@@ -52,12 +52,14 @@ class Observation:
         joint_positions: (J,) robot-ordered joint positions.
         instruction: the language instruction.
         stamp_ns: newest input stamp (the chunk's header stamp: "time of the observation").
+        input_stamps: camera name / "joint_states" -> stamp of the message used.
     """
 
     images: dict[str, np.ndarray]
     joint_positions: np.ndarray
     instruction: str
     stamp_ns: int
+    input_stamps: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -117,5 +119,6 @@ class ObservationAssembler:
             joint_positions=self.joints.value,  # type: ignore[arg-type]
             instruction=str(self.instruction.value),
             stamp_ns=max([*stamps, self.joints.stamp_ns]),
+            input_stamps={**{n: c.stamp_ns for n, c in self.cameras.items()}, "joint_states": self.joints.stamp_ns},
         )
         return obs, ""

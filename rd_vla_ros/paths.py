@@ -36,3 +36,8 @@ def embedded_checkpoint() -> Path:
             "to a checkpoint directory"
         )
     return path
+
+
+def msg_path(name: str) -> Path:
+    """Path of a message definition of this package (e.g. "ActionChunk.msg")."""
+    return share_dir() / "msg" / name

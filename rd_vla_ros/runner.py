@@ -95,11 +95,21 @@ class PolicyRunner:
         settings = settings or self.settings
         with torch.no_grad():
             encoded, preprocess = self.encode(obs)
-            prediction = self.policy.run_head(encoded, settings)
+            prediction = self.head(encoded, settings, obs.stamp_ns)
         chunk = self.to_chunk(prediction, obs.stamp_ns, sequence)
+        chunk.input_stamps = dict(obs.input_stamps)
         total = time.perf_counter() - start
         chunk.inference_latency_s = total
         return chunk, RunnerTiming(preprocess, prediction.backbone_latency_s, prediction.head_latency_s, total)
+
+    def head(self, encoded: EncodedObservation, settings: InferenceSettings, stamp_ns: int) -> ChunkPrediction:
+        """The recurrent head on an encoded observation of batch one.
+
+        The scratchpad's random initial state is drawn from a generator seeded with the observation
+        stamp: the same observation gives the same chunk live, in offline replay and in every setting
+        of a sweep (the settings then differ only by how they halt)."""
+        generator = torch.Generator(device=self.device).manual_seed(int(stamp_ns) % (2**63))
+        return self.policy.run_head(encoded, settings, generator)
 
     def to_chunk(self, prediction: ChunkPrediction, stamp_ns: int, sequence: int, index: int = 0) -> ActionChunkData:
         actions = prediction.actions[index].detach().to("cpu", torch.float64).numpy()  # (K, A)

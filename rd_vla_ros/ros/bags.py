@@ -14,6 +14,7 @@ import sqlite3
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -21,7 +22,11 @@ from typing import Any
 import yaml
 from rclpy.serialization import deserialize_message
 from rosbags.interfaces import Connection
-from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+from rosbags.typesys.store import Typestore
+
+from rd_vla_ros.paths import msg_path
 
 LOG = logging.getLogger(__name__)
 COMMAND_KINDS = {
@@ -34,8 +39,60 @@ CAMERA_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
 _CORRUPT = (ReaderError, OSError, EOFError, ValueError, KeyError, IndexError, struct.error, sqlite3.Error)
 
 
+STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
+
+
 class BagError(ValueError):
     """A bag that cannot be used as asked; the message says why."""
+
+
+@cache
+def typestore() -> Typestore:
+    """rosbags' ROS 2 Kilted types plus this package's messages (for writing bags that hold them)."""
+    store = get_typestore(Stores.ROS2_KILTED)
+    store.register(
+        get_types_from_msg(msg_path("ActionChunk.msg").read_text(encoding="utf-8"), "rd_vla_ros/msg/ActionChunk")
+    )
+    return store
+
+
+class BagWriter:
+    """Writes CDR-serialised messages into a new rosbag2 bag (never over an existing path).
+
+    with BagWriter(path, "mcap") as bag:
+        bag.write("/joint_states", "sensor_msgs/msg/JointState", t_ns, serialize_message(msg))
+    """
+
+    def __init__(self, path: str | Path, storage: str = "mcap") -> None:
+        self.path = Path(path)
+        if storage not in STORAGES:
+            raise BagError(f"storage must be one of {list(STORAGES)}, got '{storage}'")
+        if self.path.exists():
+            raise BagError(f"'{self.path}' already exists: choose a new output path (nothing is overwritten)")
+        self._writer = Writer(self.path, version=9, storage_plugin=STORAGES[storage])
+        self._connections: dict[str, Connection] = {}
+        self.count = 0
+
+    def __enter__(self) -> BagWriter:
+        try:
+            self._writer.open()
+        except WriterError as err:
+            raise BagError(f"cannot create bag '{self.path}': {err}") from err
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._writer.close()
+
+    def write(self, topic: str, msgtype: str, t_ns: int, data: bytes) -> None:
+        conn = self._connections.get(topic)
+        if conn is None:
+            conn = self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=typestore())
+        elif conn.msgtype != msgtype:
+            raise BagError(f"topic {topic} is {conn.msgtype}, cannot also write {msgtype}")
+        self._writer.write(conn, int(t_ns), data)
+        self.count += 1
 
 
 def message_class(msgtype: str) -> type | None:
@@ -118,6 +175,17 @@ class BagSource:
         ]
         if wrong:
             raise BagError(f"bag '{self.path}': {'; '.join(wrong)}")
+
+    def raw_messages(self, topics: list[str] | None = None) -> Iterator[tuple[Connection, int, bytes]]:
+        """(connection, bag timestamp ns, CDR bytes) in time order, undecoded (for republishing)."""
+        connections = [c for c in self._reader.connections if topics is None or c.topic in topics]
+        if not connections:
+            return
+        try:
+            for conn, timestamp, raw in self._reader.messages(connections=connections):
+                yield conn, int(timestamp), bytes(raw)
+        except _CORRUPT as err:
+            raise BagError(f"bag '{self.path}' is truncated or corrupted: {type(err).__name__}: {err}") from err
 
     def messages(self, topics: list[str] | None = None) -> Iterator[tuple[str, int, Any]]:
         """(topic, bag timestamp ns, decoded message) in time order; undecodable topics are skipped

@@ -58,12 +58,16 @@ def action_chunk_to_msg(chunk: ActionChunkData) -> ActionChunk:
     msg.backbone_latency = float(chunk.backbone_latency_s)
     msg.head_latency = float(chunk.head_latency_s)
     msg.inference_latency = float(chunk.inference_latency_s)
+    msg.input_names = list(chunk.input_stamps)
+    msg.input_stamps = [ns_to_time(t) for t in chunk.input_stamps.values()]
     return msg
 
 
 def action_chunk_from_msg(msg: ActionChunk) -> ActionChunkData:
     """Read an `ActionChunk` back into arrays; raises ValueError when its sizes are inconsistent."""
     h, j = int(msg.chunk_length), len(msg.joint_names)
+    if len(msg.input_names) != len(msg.input_stamps):
+        raise ValueError(f"ActionChunk has {len(msg.input_names)} input_names but {len(msg.input_stamps)} input_stamps")
     flat = np.asarray(msg.positions, dtype=np.float64)
     if flat.size != h * j:
         raise ValueError(f"ActionChunk has {flat.size} positions, expected chunk_length*joints = {h}*{j}")
@@ -85,6 +89,7 @@ def action_chunk_from_msg(msg: ActionChunk) -> ActionChunkData:
         backbone_latency_s=float(msg.backbone_latency),
         head_latency_s=float(msg.head_latency),
         inference_latency_s=float(msg.inference_latency),
+        input_stamps={str(n): time_to_ns(t) for n, t in zip(msg.input_names, msg.input_stamps, strict=True)},
     )
 
 

@@ -37,20 +37,18 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
 from rd_vla_ros.chunk import ActionChunkData
-from rd_vla_ros.joints import JointMapper, JointStateError
+from rd_vla_ros.joints import JointMapper
 from rd_vla_ros.model.checkpoint import CheckpointError, load_policy
 from rd_vla_ros.msg import ActionChunk
 from rd_vla_ros.observation import ObservationAssembler, block_kind
 from rd_vla_ros.paths import config_path, embedded_checkpoint
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros import params as P
-from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory, time_to_ns
-from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb
+from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory
+from rd_vla_ros.ros.inputs import InputFeed
 from rd_vla_ros.runner import InvalidOutputError, PolicyRunner
 from rd_vla_ros.safety import clamp_chunk
 from rd_vla_ros.stats import NodeStats, RateMeter
-
-FUTURE_TOLERANCE_NS = 1_000_000_000  # stamps further ahead than this are rejected (clock mix-up)
 
 
 class RDVLANode(LifecycleNode):
@@ -68,6 +66,7 @@ class RDVLANode(LifecycleNode):
         self.robot: RobotDescription | None = None
         self.assembler: ObservationAssembler | None = None
         self.mapper: JointMapper | None = None
+        self.feed: InputFeed | None = None
         self._lock = threading.Lock()  # guards the assembler's latest inputs
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -109,6 +108,7 @@ class RDVLANode(LifecycleNode):
         self.assembler = ObservationAssembler(
             list(self.values["camera_names"]), P.assembly_limits(self.values), self.values["instruction"]
         )
+        self.feed = InputFeed(self.assembler, self.mapper, self._lock)
         self._create_interfaces()
         self.get_logger().info(
             f"configured: checkpoint {directory} on {device} ({torch.get_num_threads()} threads), "
@@ -216,52 +216,34 @@ class RDVLANode(LifecycleNode):
         self.chunk_pub = self.diag_pub = None
 
     # ------------------------------------------------------------------------------ callbacks
-    def _stamp_ok(self, input_name: str, stamp_ns: int, now_ns: int) -> int | None:
-        if stamp_ns == 0:
-            return now_ns  # unstamped driver: use arrival time
-        if stamp_ns > now_ns + FUTURE_TOLERANCE_NS:
-            self._reject(input_name, f"stamp {(stamp_ns - now_ns) / 1e9:.1f} s in the future")
-            return None
-        return stamp_ns
-
     def _on_image(self, name: str, msg: Image | CompressedImage) -> None:
         now = self._now()
-        try:
-            rgb = image_to_rgb(msg) if isinstance(msg, Image) else compressed_to_rgb(msg)
-        except ImageError as err:
-            self._reject(name, str(err))
+        if self.feed is None:
             return
-        stamp = self._stamp_ok(name, time_to_ns(msg.header.stamp), now)
-        if stamp is None or self.assembler is None:
+        why = self.feed.image(name, msg, now)
+        if why:
+            self._reject(name, why)
             return
-        with self._lock:
-            self.assembler.cameras[name].update(rgb, stamp, now)
         self.rates[name].tick(now)
 
     def _on_joint_state(self, msg: JointState) -> None:
         now = self._now()
-        if self.mapper is None or self.assembler is None:
+        if self.feed is None:
             return
-        try:
-            positions = self.mapper.positions(list(msg.name), list(msg.position))
-        except JointStateError as err:
-            self._reject("joint_states", str(err))
+        why = self.feed.joint_state(msg, now)
+        if why:
+            self._reject("joint_states", why)
             return
-        stamp = self._stamp_ok("joint_states", time_to_ns(msg.header.stamp), now)
-        if stamp is None:
-            return
-        with self._lock:
-            self.assembler.joints.update(positions, stamp, now)
         self.rates["joint_states"].tick(now)
 
     def _on_instruction(self, msg: String) -> None:
-        text = msg.data.strip()
-        if not text or self.assembler is None:
-            self._reject("instruction", "empty instruction")
+        if self.feed is None:
             return
-        with self._lock:
-            self.assembler.instruction.update(text, self._now(), self._now())
-        self.get_logger().info(f"instruction: '{text}'")
+        why = self.feed.instruction(msg, self._now())
+        if why:
+            self._reject("instruction", why)
+            return
+        self.get_logger().info(f"instruction: '{msg.data.strip()}'")
 
     def _reject(self, input_name: str, reason: str) -> None:
         """Count a bad message and log it, at most every 2 s per input (rclpy throttles per call site)."""

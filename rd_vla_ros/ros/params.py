@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from rd_vla_ros.model.config import InferenceSettings
@@ -187,3 +189,25 @@ def assembly_limits(values: dict[str, Any]) -> AssemblyLimits:
 def torch_threads(value: int) -> int:
     """Intra-op threads for torch: `value`, or cores - 1 (at least 1) when 0."""
     return value if value > 0 else max(1, (os.cpu_count() or 2) - 1)
+
+
+def values_from_file(path: str | Path, node_name: str = "/rd_vla_node") -> dict[str, Any]:
+    """The node's parameter values from a `--params-file` YAML (declared defaults for what it omits).
+
+    Lets offline tools (replay) run with exactly the settings a deployed node uses. Raises ValueError
+    naming the offending parameter when the file is invalid.
+    """
+    from rclpy.parameter import parameter_dict_from_yaml_file, parameter_value_to_python
+
+    values: dict[str, Any] = {p.name: p.default for p in PARAMS}
+    try:
+        loaded = parameter_dict_from_yaml_file(str(path), target_nodes=[node_name])
+    except (OSError, RuntimeError, yaml.YAMLError) as err:
+        raise ValueError(f"cannot read parameters from {path}: {err}") from err
+    for name, param in loaded.items():
+        if name in SPECS:
+            values[name] = parameter_value_to_python(param.value)
+    reason = validate(values)
+    if reason:
+        raise ValueError(f"{path}: {reason}")
+    return values

@@ -31,7 +31,7 @@ def assert_same_chunk(a: ActionChunkData, b: ActionChunkData) -> None:
     np.testing.assert_array_equal(a.residual_trace, b.residual_trace)  # NaN == NaN here
     for name in (
         "joint_names", "execution_horizon", "stamp_ns", "sequence", "iterations", "min_iterations",
-        "max_iterations", "converged", "halting_strategy",
+        "max_iterations", "converged", "halting_strategy", "input_stamps",
     ):  # fmt: skip
         assert getattr(a, name) == getattr(b, name), name
     assert a.control_period_s == pytest.approx(b.control_period_s, abs=1e-9)
@@ -69,6 +69,9 @@ def chunks(draw: st.DrawFn) -> ActionChunkData:
         backbone_latency_s=draw(st.floats(0, 1)),
         head_latency_s=draw(st.floats(0, 1)),
         inference_latency_s=draw(st.floats(0, 2)),
+        input_stamps=draw(
+            st.dictionaries(st.sampled_from(["top", "left_wrist", "joint_states"]), st.integers(0, 2**62))
+        ),
     )
 
 

@@ -1,0 +1,87 @@
+"""A small ALOHA-style recording with known content, for the replay demo and the tests.
+
+Topics and types are those a real bimanual robot records (config/topic_map_aloha.yaml):
+    /cameras/top/image_raw, /cameras/left_wrist/image_raw   sensor_msgs/Image rgb8 (a moving square)
+    /joint_states                                           sensor_msgs/JointState (+ one extra joint)
+    /instruction                                            std_msgs/String, once at the start
+    /left_arm_controller/joint_trajectory, /right_...       trajectory_msgs/JointTrajectory commands
+
+The commanded motion is `demo_command(robot, t)`: every joint follows its own sinusoid inside its
+limits. Each command is one point reached one control period after its stamp; the measured joint
+state follows the command with one period of lag, as a position-controlled follower arm does.
+Header stamps equal the bag's receive times.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from rclpy.serialization import serialize_message
+from sensor_msgs.msg import JointState
+from std_msgs.msg import String
+
+from rd_vla_ros.paths import config_path
+from rd_vla_ros.robot import RobotDescription
+from rd_vla_ros.ros.bags import BagWriter
+from rd_vla_ros.ros.cdr import image_cdr
+from rd_vla_ros.ros.conversions import joint_trajectory, ns_to_time
+
+START_NS = 1_700_000_000_000_000_000  # an epoch-like start, as real recordings have
+CAMERAS = {"top": "/cameras/top/image_raw", "left_wrist": "/cameras/left_wrist/image_raw"}
+COMMAND_TOPICS = ["/left_arm_controller/joint_trajectory", "/right_arm_controller/joint_trajectory"]
+
+
+def demo_command(robot: RobotDescription, t_s: np.ndarray | float) -> np.ndarray:
+    """Commanded positions (..., J) at t_s seconds after the start of the recording."""
+    t = np.asarray(t_s, dtype=np.float64)[..., None]  # (..., 1)
+    j = np.arange(robot.num_joints)  # (J,)
+    mid, half = (robot.lower + robot.upper) / 2, (robot.upper - robot.lower) / 2
+    freq = 0.2 + 0.05 * j  # Hz: slow enough for every velocity limit
+    return mid + 0.3 * half * np.sin(2 * np.pi * freq * t + 0.4 * j)
+
+
+def frame(t_s: float, size: int, camera: int) -> bytes:
+    """(size, size, 3) rgb8: a bright square moving over a dark background."""
+    img = np.full((size, size, 3), 30, dtype=np.uint8)
+    side = size // 4
+    x = int((0.5 + 0.4 * np.sin(2 * np.pi * 0.5 * t_s + camera)) * (size - side))
+    y = int((0.5 + 0.4 * np.cos(2 * np.pi * 0.3 * t_s)) * (size - side))
+    img[y : y + side, x : x + side] = (220, 120 + 40 * camera, 40)
+    return img.tobytes()
+
+
+def write_demo_bag(
+    path: str | Path,
+    seconds: float = 4.0,
+    storage: str = "mcap",
+    robot: RobotDescription | None = None,
+    size: int = 64,
+    camera_hz: float = 25.0,
+    period_s: float = 0.02,
+    instruction: str = "transfer the cube",
+) -> Path:
+    """Write the recording; returns its path (which must not exist yet)."""
+    robot = robot or RobotDescription.from_yaml(config_path("aloha_bimanual.yaml"))
+    period_ns = round(period_s * 1e9)
+    camera_every = max(1, round(1.0 / (camera_hz * period_s)))
+    names = robot.joint_names
+    with BagWriter(path, storage) as bag:
+        bag.write("/instruction", "std_msgs/msg/String", START_NS, serialize_message(String(data=instruction)))
+        for step in range(round(seconds / period_s)):
+            t_ns = START_NS + step * period_ns
+            t_s = step * period_s
+            if step % camera_every == 0:
+                for i, topic in enumerate(CAMERAS.values()):
+                    data = image_cdr(t_ns, topic.split("/")[2], size, size, "rgb8", 3 * size, frame(t_s, size, i))
+                    bag.write(topic, "sensor_msgs/msg/Image", t_ns, data)
+            measured = demo_command(robot, t_s - period_s)  # (J,) the follower lags one period
+            state = JointState(name=[*names, "extra_joint"], position=[*measured.tolist(), 0.0])
+            state.header.stamp = ns_to_time(t_ns)
+            bag.write("/joint_states", "sensor_msgs/msg/JointState", t_ns, serialize_message(state))
+            target = demo_command(robot, t_s + period_s)  # (J,) reached one period from now
+            for arm, topic in zip(robot.arms, COMMAND_TOPICS, strict=True):
+                cols = [names.index(n) for n in arm.joint_names]
+                msg = joint_trajectory(list(arm.joint_names), target[None, cols], t_ns, period_s)
+                bag.write(topic, "trajectory_msgs/msg/JointTrajectory", t_ns, serialize_message(msg))
+    return Path(path)

@@ -1,0 +1,1 @@
+"""Offline evaluation of action chunks against recorded commands (no ROS types)."""

@@ -1,0 +1,83 @@
+"""InputFeed: ROS input messages -> the observation assembler's latest values.
+
+The one place where camera images, joint states and instructions are converted, validated and
+stored. The live node calls it from its subscription callbacks (with arrival time on its clock) and
+the replay tool calls it for every recorded message (with the bag's receive time), so an observation
+replayed offline is built exactly as the node would have built it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+from sensor_msgs.msg import CompressedImage, Image, JointState
+from std_msgs.msg import String
+
+from rd_vla_ros.joints import JointMapper, JointStateError
+from rd_vla_ros.observation import ObservationAssembler
+from rd_vla_ros.ros.conversions import time_to_ns
+from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb
+
+FUTURE_TOLERANCE_NS = 1_000_000_000  # stamps further ahead than this are rejected (clock mix-up)
+
+
+class InputFeed:
+    """Converts input messages and stores them in an assembler. Each method returns None when the
+    message was accepted, else the reason it was rejected (the caller logs and counts it).
+
+    Args:
+        assembler: where the latest values go.
+        mapper: picks the robot's joints out of a JointState by name.
+        lock: held only while the assembler is updated (conversion happens outside it).
+    """
+
+    def __init__(
+        self, assembler: ObservationAssembler, mapper: JointMapper, lock: threading.Lock | None = None
+    ) -> None:
+        self.assembler = assembler
+        self.mapper = mapper
+        self._lock: contextlib.AbstractContextManager = lock if lock is not None else contextlib.nullcontext()
+
+    @staticmethod
+    def stamp(stamp_ns: int, now_ns: int) -> tuple[int | None, str]:
+        """The stamp to store: the header stamp, or arrival time for unstamped drivers; None if in the future."""
+        if stamp_ns == 0:
+            return now_ns, ""
+        if stamp_ns > now_ns + FUTURE_TOLERANCE_NS:
+            return None, f"stamp {(stamp_ns - now_ns) / 1e9:.1f} s in the future"
+        return stamp_ns, ""
+
+    def image(self, camera: str, msg: Image | CompressedImage, now_ns: int) -> str | None:
+        if camera not in self.assembler.cameras:
+            return f"unknown camera '{camera}'"
+        try:
+            rgb = image_to_rgb(msg) if isinstance(msg, Image) else compressed_to_rgb(msg)  # (H, W, 3) uint8
+        except ImageError as err:
+            return str(err)
+        stamp, why = self.stamp(time_to_ns(msg.header.stamp), now_ns)
+        if stamp is None:
+            return why
+        with self._lock:
+            self.assembler.cameras[camera].update(rgb, stamp, now_ns)
+        return None
+
+    def joint_state(self, msg: JointState, now_ns: int) -> str | None:
+        try:
+            positions = self.mapper.positions(list(msg.name), list(msg.position))  # (J,)
+        except JointStateError as err:
+            return str(err)
+        stamp, why = self.stamp(time_to_ns(msg.header.stamp), now_ns)
+        if stamp is None:
+            return why
+        with self._lock:
+            self.assembler.joints.update(positions, stamp, now_ns)
+        return None
+
+    def instruction(self, msg: String | str, now_ns: int) -> str | None:
+        text = (msg if isinstance(msg, str) else msg.data).strip()
+        if not text:
+            return "empty instruction"
+        with self._lock:
+            self.assembler.instruction.update(text, now_ns, now_ns)
+        return None

@@ -1,0 +1,385 @@
+"""Offline replay: run a checkpoint over a recorded bag as the deployed node would, and score it.
+
+Messages stream from the bag in time order (bounded memory) through the node's own input code
+(`InputFeed` -> `ObservationAssembler`, with the bag's receive time as the clock). Every `stride`
+control periods an inference tick assembles the observation exactly as the node does; the backbone
+runs once, then the head once per inference setting of the sweep (the deployed setting, adaptive
+thresholds, fixed depths). Each predicted chunk is scored against the commands the robot actually
+received: row i targets time stamp + (i + 1) * period, the time its JointTrajectory point is reached.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from sensor_msgs.msg import JointState
+from tqdm import tqdm
+
+from rd_vla_ros.chunk import ActionChunkData
+from rd_vla_ros.evaluation.commands import CommandTimeline
+from rd_vla_ros.evaluation.metrics import ErrorAccumulator, SettingStats
+from rd_vla_ros.joints import JointMapper
+from rd_vla_ros.model.config import InferenceSettings
+from rd_vla_ros.observation import AssemblyLimits, Observation, ObservationAssembler, block_kind
+from rd_vla_ros.robot import RobotDescription
+from rd_vla_ros.ros.bags import BagError, BagSource, TopicMap
+from rd_vla_ros.ros.conversions import action_chunk_from_msg, duration_to_s, time_to_ns
+from rd_vla_ros.ros.inputs import InputFeed
+from rd_vla_ros.runner import InvalidOutputError, PolicyRunner
+from rd_vla_ros.safety import clamp_chunk
+
+LOG = logging.getLogger(__name__)
+COMMAND_LAG_NS = 1_000_000_000  # a command may be recorded up to this long after the time it targets
+
+
+class ReplayError(ValueError):
+    """The bag cannot be replayed as configured; the message says why."""
+
+
+def sweep_settings(
+    deployed: InferenceSettings,
+    thresholds: Iterable[float] = (),
+    fixed_depths: Iterable[int] = (),
+    halting: str | None = None,
+) -> list[tuple[str, InferenceSettings]]:
+    """(name, settings): the deployed settings first, then adaptive thresholds, then fixed depths.
+    Every variant keeps the deployed bounds and horizon schedule; duplicates are dropped."""
+    out: list[tuple[str, InferenceSettings]] = [("deployed", deployed)]
+    strategy = halting or deployed.halting
+    for t in thresholds:
+        out.append((f"{strategy} {t:g}", replace(deployed, halting=strategy, threshold=float(t), fixed_depth=0)))
+    for d in fixed_depths:
+        out.append((f"fixed {int(d)}", replace(deployed, fixed_depth=int(d))))
+    unique: list[tuple[str, InferenceSettings]] = []
+    for name, s in out:
+        if all(s != other for _, other in unique):
+            unique.append((name, s))
+    return unique
+
+
+@dataclass
+class LiveComparison:
+    """Chunks a live node published (recorded into a bag) against the offline prediction for the same
+    observation stamp, and scored against the recorded commands like any setting."""
+
+    chunks: dict[tuple, ActionChunkData]  # observation_key -> chunk
+    matched: int = 0
+    max_abs_diff: float = 0.0
+    same_iterations: int = 0
+    same_horizon: int = 0
+    stats: ErrorAccumulator | None = None
+
+    def summary(self, joint_names: list[str]) -> dict[str, Any]:
+        return {
+            "live_chunks": len(self.chunks),
+            "matched": self.matched,
+            "max_abs_diff": self.max_abs_diff if self.matched else None,
+            "same_iterations_share": self.same_iterations / self.matched if self.matched else None,
+            "same_horizon_share": self.same_horizon / self.matched if self.matched else None,
+            "executed": self.stats.summary(joint_names) if self.stats else None,
+        }
+
+
+@dataclass
+class ReplayResult:
+    bag: str
+    joint_names: list[str]
+    control_period_s: float
+    stride: int
+    settings: list[SettingStats]
+    ticks: int = 0
+    evaluated: int = 0
+    repeated: int = 0  # ticks whose observation was the same as the previous tick's
+    blocked: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    invalid_outputs: Counter = field(default_factory=Counter)
+    backbone_latency_s: list[float] = field(default_factory=list)
+    preprocess_latency_s: list[float] = field(default_factory=list)
+    skipped_topics: dict[str, str] = field(default_factory=dict)
+    commanded_joints: list[str] = field(default_factory=list)
+    # per evaluated tick, for plots: observation stamp, measured joints, deployed prediction row 0
+    stamps_ns: list[int] = field(default_factory=list)
+    measured: list[np.ndarray] = field(default_factory=list)
+    predicted_next: list[np.ndarray] = field(default_factory=list)
+    commands_t_ns: np.ndarray | None = None  # (T,) a regular grid over the recorded commands
+    commands: np.ndarray | None = None  # (T, J) the commanded positions on that grid
+    live: LiveComparison | None = None
+
+
+class OfflineReplay:
+    """Replays one bag through the node's input path and the shared PolicyRunner.
+
+    Args:
+        runner: the policy runner (the node's class), joints and cameras already checked.
+        robot: the robot description (joint order, limits for the safety statistics).
+        topic_map: which topics are the cameras, joint states, instruction and commands.
+        limits: observation age limits and camera sync tolerance (the node's parameters).
+        sweep: (name, settings) to evaluate; the first is the deployed one.
+        stride: control periods between inference ticks (1 = every control period).
+        velocity_scale: the node's safety.velocity_scale, for the clamp statistics.
+    """
+
+    def __init__(
+        self,
+        runner: PolicyRunner,
+        robot: RobotDescription,
+        topic_map: TopicMap,
+        limits: AssemblyLimits,
+        sweep: list[tuple[str, InferenceSettings]],
+        stride: int = 1,
+        velocity_scale: float = 1.0,
+    ) -> None:
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        if not sweep:
+            raise ValueError("the sweep needs at least one setting")
+        missing = [c for c in runner.camera_names if c not in topic_map.cameras]
+        if missing:
+            raise ReplayError(f"the topic map names no topic for camera(s) {missing} the checkpoint uses")
+        self.runner = runner
+        self.robot = robot
+        self.topic_map = topic_map
+        self.limits = limits
+        self.sweep = sweep
+        self.stride = stride
+        self.velocity_scale = velocity_scale
+        self.period_ns = round(runner.policy.config.control_period_s * 1e9)
+        self.chunk_length = runner.policy.config.head.chunk_length
+
+    # --------------------------------------------------------------------------------------- run
+    def run(
+        self,
+        bag: BagSource,
+        progress: bool = False,
+        start_s: float = 0.0,
+        duration_s: float | None = None,
+        live_chunks: dict[tuple, ActionChunkData] | None = None,
+    ) -> ReplayResult:
+        """Replay the bag (optionally only [start_s, start_s + duration_s] after its start)."""
+        bag.require(self.topic_map.required_topics())
+        joint_names = self.robot.joint_names
+        result = ReplayResult(
+            bag=str(bag.path),
+            joint_names=joint_names,
+            control_period_s=self.period_ns / 1e9,
+            stride=self.stride,
+            settings=[SettingStats(n, s, joint_names, self.chunk_length) for n, s in self.sweep],
+        )
+        if live_chunks is not None:
+            result.live = LiveComparison(live_chunks, stats=ErrorAccumulator(len(joint_names), self.chunk_length))
+        assembler = ObservationAssembler(
+            list(self.runner.camera_names), self.limits, self.topic_map.instruction_default
+        )
+        mapper = JointMapper(joint_names)
+        feed = InputFeed(assembler, mapper)
+        timeline = CommandTimeline(joint_names)
+        camera_of = {topic: name for name, topic in self.topic_map.cameras.items() if name in assembler.cameras}
+        topics = [*camera_of, self.topic_map.joint_states, *self.topic_map.command_topics]
+        if self.topic_map.instruction_topic and self.topic_map.instruction_topic in bag.topics:
+            topics.append(self.topic_map.instruction_topic)
+        first_tick = bag.start_ns + round(start_s * 1e9)
+        last_tick = bag.end_ns if duration_s is None else min(bag.end_ns, first_tick + round(duration_s * 1e9))
+        pending: deque[tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None]] = deque()
+        step = self.stride * self.period_ns
+        tick = first_tick
+        previous_stamp = -1
+        bar = tqdm(total=round((last_tick - bag.start_ns) / 1e9, 2), unit="s", disable=not progress,
+                   desc="replay", dynamic_ncols=True)  # fmt: skip
+        checked_joint_names = False
+
+        def run_ticks(until_ns: int) -> None:
+            nonlocal tick, previous_stamp
+            while tick < until_ns and tick <= last_tick:
+                result.ticks += 1
+                obs, reason = assembler.assemble(tick)
+                if obs is None:
+                    result.blocked[block_kind(reason)] += 1
+                elif obs.stamp_ns == previous_stamp:
+                    result.repeated += 1
+                else:
+                    previous_stamp = obs.stamp_ns
+                    pending.append(self._infer(obs, result))
+                tick += step
+
+        try:
+            for topic, t, msg in bag.messages(topics):
+                run_ticks(t)
+                if t > last_tick + self.chunk_length * self.period_ns + COMMAND_LAG_NS:
+                    break  # every tick's chunk has its recorded commands
+                if topic in camera_of:
+                    self._count(result, camera_of[topic], feed.image(camera_of[topic], msg, t))
+                elif topic == self.topic_map.joint_states:
+                    if not checked_joint_names:
+                        self._check_joint_names(msg, topic)
+                        checked_joint_names = True
+                    self._count(result, "joint_states", feed.joint_state(msg, t))
+                elif topic == self.topic_map.instruction_topic:
+                    self._count(result, "instruction", feed.instruction(msg, t))
+                else:
+                    self._add_command(timeline, msg, t, result)
+                while pending and pending[0][0] + self.chunk_length * self.period_ns + COMMAND_LAG_NS < t:
+                    self._score(pending.popleft(), timeline, result)
+                bar.update(round((t - bag.start_ns) / 1e9, 2) - bar.n)
+            run_ticks(last_tick + 1)
+        finally:
+            bar.close()
+        while pending:
+            self._score(pending.popleft(), timeline, result)
+        result.skipped_topics = dict(bag.skipped)
+        self._finish(result, timeline)
+        return result
+
+    # ------------------------------------------------------------------------------------ inputs
+    def _check_joint_names(self, msg: JointState, topic: str) -> None:
+        missing = JointMapper(self.robot.joint_names).missing(list(msg.name))
+        if missing:
+            raise ReplayError(
+                f"joint names on {topic} do not match the robot configuration '{self.robot.name}': "
+                f"missing {missing}; the bag's JointState names {list(msg.name)}"
+            )
+
+    @staticmethod
+    def _count(result: ReplayResult, name: str, rejected: str | None) -> None:
+        if rejected:
+            if not result.rejected[name]:
+                LOG.warning("rejected %s message: %s", name, rejected)
+            result.rejected[name] += 1
+
+    def _add_command(self, timeline: CommandTimeline, msg: Any, t: int, result: ReplayResult) -> None:
+        kind = self.topic_map.command_kind
+        if kind == "joint_trajectory":
+            start = time_to_ns(msg.header.stamp) or t
+            points = [p for p in msg.points if len(p.positions) == len(msg.joint_names)]
+            if len(points) != len(msg.points):
+                self._count(result, "commands", "JointTrajectory point without a position per joint")
+            if not points:
+                return
+            times = [start + round(duration_to_s(p.time_from_start) * 1e9) for p in points]
+            timeline.add(list(msg.joint_names), times, np.array([list(p.positions) for p in points]))
+        elif kind == "joint_state":
+            if len(msg.position) != len(msg.name):
+                self._count(result, "commands", "JointState names and positions differ in length")
+                return
+            timeline.add(list(msg.name), [time_to_ns(msg.header.stamp) or t], np.array([list(msg.position)]))
+        else:  # action_chunk: the rows that were executed
+            try:
+                chunk = action_chunk_from_msg(msg)
+            except ValueError as err:
+                self._count(result, "commands", str(err))
+                return
+            period = round(chunk.control_period_s * 1e9)
+            rows = chunk.positions[: chunk.execution_horizon]
+            times = [(chunk.stamp_ns or t) + (i + 1) * period for i in range(len(rows))]
+            timeline.add(chunk.joint_names, times, rows)
+
+    # --------------------------------------------------------------------------------- inference
+    def _infer(
+        self, obs: Observation, result: ReplayResult
+    ) -> tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None]:
+        with torch.no_grad():
+            encoded, preprocess_s = self.runner.encode(obs)
+            chunks: list[tuple[SettingStats, ActionChunkData]] = []
+            for stats in result.settings:
+                prediction = self.runner.head(encoded, stats.settings, obs.stamp_ns)
+                try:
+                    chunk = self.runner.to_chunk(prediction, obs.stamp_ns, len(stats.iterations))
+                except InvalidOutputError as err:
+                    if not result.invalid_outputs[stats.name]:
+                        LOG.warning("setting '%s': invalid model output: %s", stats.name, err)
+                    result.invalid_outputs[stats.name] += 1
+                    continue
+                total = preprocess_s + prediction.backbone_latency_s + prediction.head_latency_s
+                stats.record(chunk.iterations, chunk.converged, chunk.execution_horizon, chunk.head_latency_s, total)
+                scale = self.velocity_scale
+                _, report = clamp_chunk(
+                    chunk.positions[: chunk.execution_horizon], obs.joint_positions, self.robot.lower,
+                    self.robot.upper, self.robot.max_velocity * scale, chunk.control_period_s,
+                )  # fmt: skip
+                stats.safety_clamps += report.total
+                chunks.append((stats, chunk))
+        result.evaluated += 1
+        result.backbone_latency_s.append(encoded.backbone_latency_s)
+        result.preprocess_latency_s.append(preprocess_s)
+        result.stamps_ns.append(obs.stamp_ns)
+        result.measured.append(np.asarray(obs.joint_positions, dtype=np.float64))
+        deployed = chunks[0][1] if chunks and chunks[0][0] is result.settings[0] else None
+        result.predicted_next.append(deployed.positions[0] if deployed else np.full(len(result.joint_names), np.nan))
+        live = None
+        key = observation_key(obs.stamp_ns, obs.input_stamps)
+        if result.live is not None and key in result.live.chunks and deployed is not None:
+            live = result.live.chunks[key]
+            c = result.live
+            c.matched += 1
+            c.max_abs_diff = max(c.max_abs_diff, float(np.abs(live.positions - deployed.positions).max()))
+            c.same_iterations += int(live.iterations == deployed.iterations)
+            c.same_horizon += int(live.execution_horizon == deployed.execution_horizon)
+        return obs.stamp_ns, chunks, live
+
+    def _score(
+        self,
+        item: tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None],
+        timeline: CommandTimeline,
+        result: ReplayResult,
+    ) -> None:
+        stamp, chunks, live = item
+        times = stamp + np.arange(1, self.chunk_length + 1, dtype=np.int64) * self.period_ns  # (H,)
+        truth, valid = timeline.targets(times)  # (H, J)
+        for stats, chunk in chunks:
+            stats.score(chunk.positions - truth, valid, chunk.execution_horizon)
+        if live is not None and result.live is not None and result.live.stats is not None:
+            result.live.stats.add(live.positions - truth, valid, live.execution_horizon)
+
+    def _finish(self, result: ReplayResult, timeline: CommandTimeline) -> None:
+        result.commanded_joints = timeline.commanded_joints()
+        if timeline.messages == 0:
+            raise ReplayError(
+                f"no usable commands on {self.topic_map.command_topics} ({self.topic_map.command_kind}): "
+                "nothing to compare the predictions with"
+            )
+        if not result.commanded_joints:
+            raise ReplayError(
+                f"the commands on {self.topic_map.command_topics} name joints {sorted(timeline.foreign_joints)}, "
+                f"none of which is in the robot configuration '{self.robot.name}' ({self.robot.joint_names})"
+            )
+        uncommanded = [j for j in result.joint_names if j not in result.commanded_joints]
+        if uncommanded:
+            LOG.warning("no recorded commands for joints %s: their errors are NaN", uncommanded)
+        if result.evaluated == 0:
+            blocked = ", ".join(f"{k}: {n}" for k, n in result.blocked.most_common()) or "none"
+            raise ReplayError(
+                f"no observation could be assembled in {result.ticks} ticks (blocked: {blocked}; "
+                f"rejected messages: {dict(result.rejected) or 'none'})"
+            )
+        span = timeline.span_ns()
+        if span is not None:
+            grid = np.arange(span[0], span[1] + 1, self.period_ns, dtype=np.int64)
+            if grid.size > 20_000:  # plots only: keep it light on long bags
+                grid = grid[:: int(np.ceil(grid.size / 20_000))]
+            result.commands_t_ns = grid
+            result.commands, _ = timeline.targets(grid)
+
+
+def load_live_chunks(path: str, topic: str | None = None) -> dict[tuple, ActionChunkData]:
+    """ActionChunks a node published, from a bag recorded with `rd-vla play --record`, by observation_key."""
+    with BagSource(path) as bag:
+        chunk_topics = [t.name for t in bag.topics.values() if t.msgtype == "rd_vla_ros/msg/ActionChunk"]
+        if topic is None:
+            if len(chunk_topics) != 1:
+                raise BagError(f"bag '{path}' has ActionChunk topics {chunk_topics}; choose one with --live-topic")
+            topic = chunk_topics[0]
+        elif topic not in chunk_topics:
+            raise BagError(f"bag '{path}' has no ActionChunk topic '{topic}'; it contains: {bag.describe()}")
+        chunks = (action_chunk_from_msg(m) for _, _, m in bag.messages([topic]))
+        return {observation_key(c.stamp_ns, c.input_stamps): c for c in chunks}
+
+
+def observation_key(stamp_ns: int, input_stamps: dict[str, int]) -> tuple:
+    """Identifies an observation: the stamps of every input used (or the newest stamp alone when a
+    chunk does not carry them). Equal keys = the same images and joint state."""
+    return tuple(sorted(input_stamps.items())) if input_stamps else (stamp_ns,)
