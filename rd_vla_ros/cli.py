@@ -15,11 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-import torch
-
 from rd_vla_ros.model.checkpoint import CheckpointError, read_config, save_policy
-from rd_vla_ros.model.config import make_config
-from rd_vla_ros.model.policy import RDVLAPolicy
 
 DEFAULT_THRESHOLDS = "1e-2,3e-3,1e-3,3e-4,1e-4"
 DEFAULT_FIXED_DEPTHS = "1,2,4,8,12,16,32"
@@ -27,6 +23,11 @@ DEFAULT_FIXED_DEPTHS = "1,2,4,8,12,16,32"
 
 def init_checkpoint(out: Path, preset: str, seed: int) -> Path:
     """An UNTRAINED policy (random weights, identity normalisation): for tests, demos and benchmarks."""
+    import torch
+
+    from rd_vla_ros.model.config import make_config
+    from rd_vla_ros.model.policy import RDVLAPolicy
+
     torch.manual_seed(seed)
     policy = RDVLAPolicy(make_config(preset))
     return save_policy(policy, out, extra={"trained": False, "seed": seed, "preset": preset})
@@ -187,6 +188,8 @@ def replay(args: argparse.Namespace, argv: list[str]) -> int:
 
 def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     """The replay command's work: returns the report summary and the report directory."""
+    import torch
+
     from rd_vla_ros.evaluation.report import write_report
     from rd_vla_ros.model.checkpoint import load_policy
     from rd_vla_ros.paths import config_path

@@ -21,11 +21,12 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
+from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.paths import config_path
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bags import BagWriter
 from rd_vla_ros.ros.cdr import image_cdr
-from rd_vla_ros.ros.conversions import joint_trajectory, ns_to_time
+from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory, ns_to_time
 
 START_NS = 1_700_000_000_000_000_000  # an epoch-like start, as real recordings have
 CAMERAS = {"top": "/cameras/top/image_raw", "left_wrist": "/cameras/left_wrist/image_raw"}
@@ -60,8 +61,14 @@ def write_demo_bag(
     camera_hz: float = 25.0,
     period_s: float = 0.02,
     instruction: str = "transfer the cube",
+    command_kind: str = "joint_trajectory",
 ) -> Path:
-    """Write the recording; returns its path (which must not exist yet)."""
+    """Write the recording; returns its path (which must not exist yet).
+
+    command_kind: how the commands are recorded (the topic map's commands.kind): "joint_trajectory"
+    (one JointTrajectory per arm on COMMAND_TOPICS), "joint_state" (sensor_msgs/JointState stamped
+    with the time it targets, on /joint_commands) or "action_chunk" (one-row ActionChunks on
+    /policy/action_chunk)."""
     robot = robot or RobotDescription.from_yaml(config_path("aloha_bimanual.yaml"))
     period_ns = round(period_s * 1e9)
     camera_every = max(1, round(1.0 / (camera_hz * period_s)))
@@ -80,8 +87,17 @@ def write_demo_bag(
             state.header.stamp = ns_to_time(t_ns)
             bag.write("/joint_states", "sensor_msgs/msg/JointState", t_ns, serialize_message(state))
             target = demo_command(robot, t_s + period_s)  # (J,) reached one period from now
-            for arm, topic in zip(robot.arms, COMMAND_TOPICS, strict=True):
-                cols = [names.index(n) for n in arm.joint_names]
-                msg = joint_trajectory(list(arm.joint_names), target[None, cols], t_ns, period_s)
-                bag.write(topic, "trajectory_msgs/msg/JointTrajectory", t_ns, serialize_message(msg))
+            if command_kind == "joint_state":
+                command = JointState(name=names, position=target.tolist())
+                command.header.stamp = ns_to_time(t_ns + period_ns)
+                bag.write("/joint_commands", "sensor_msgs/msg/JointState", t_ns, serialize_message(command))
+            elif command_kind == "action_chunk":
+                chunk = ActionChunkData(target[None, :], names, 1, period_s, stamp_ns=t_ns, sequence=step)
+                data = serialize_message(action_chunk_to_msg(chunk))
+                bag.write("/policy/action_chunk", "rd_vla_ros/msg/ActionChunk", t_ns, data)
+            else:
+                for arm, topic in zip(robot.arms, COMMAND_TOPICS, strict=True):
+                    cols = [names.index(n) for n in arm.joint_names]
+                    msg = joint_trajectory(list(arm.joint_names), target[None, cols], t_ns, period_s)
+                    bag.write(topic, "trajectory_msgs/msg/JointTrajectory", t_ns, serialize_message(msg))
     return Path(path)

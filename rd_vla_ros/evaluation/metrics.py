@@ -145,7 +145,8 @@ def recommend(summaries: list[dict[str, Any]], tolerance: float) -> dict[str, An
         reason = f"no adaptive setting is within {tolerance:.0%} of the best full-chunk MAE {best:.4g}"
         return {"setting": None, "best_mae": best, "reason": reason}
     pick = min(candidates, key=lambda s: (s["iterations"]["mean"], s["full_chunk"]["mae"]))
-    reference = max(summaries, key=lambda s: s["iterations"]["mean"])
+    # the most compute spent, preferring a fixed depth (the "always think hard" baseline) on ties
+    reference = max(summaries, key=lambda s: (s["iterations"]["mean"], s["fixed_depth"] > 0))
     saving = 1.0 - pick["iterations"]["mean"] / reference["iterations"]["mean"]
     return {
         "setting": pick["name"],

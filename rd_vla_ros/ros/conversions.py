@@ -12,6 +12,7 @@ from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.msg import ActionChunk
 
 _NS_PER_S = 1_000_000_000
+MAX_TIME_NS = (2**31 - 1) * _NS_PER_S + _NS_PER_S - 1  # builtin_interfaces/Time.sec is an int32
 
 
 def time_to_ns(stamp: Time) -> int:
@@ -19,8 +20,8 @@ def time_to_ns(stamp: Time) -> int:
 
 
 def ns_to_time(ns: int) -> Time:
-    if ns < 0:
-        raise ValueError(f"a ROS Time cannot be negative, got {ns} ns")
+    if not 0 <= ns <= MAX_TIME_NS:
+        raise ValueError(f"a ROS Time must be in [0, {MAX_TIME_NS}] ns (int32 seconds), got {ns} ns")
     sec, nanosec = divmod(int(ns), _NS_PER_S)
     return Time(sec=sec, nanosec=nanosec)
 
