@@ -96,7 +96,8 @@ def markdown(summary: dict[str, Any], plots: list[str]) -> str:
         "",
         "MAE/RMSE in joint units (rad; grippers in their own units) against the recorded commands. "
         "*Executed* = the rows before re-planning (H_exec, which shrinks with k*); *full* = all rows "
-        "(the same rows for every setting, used for the Pareto front).",
+        "(the same rows for every setting, used for the Pareto front). *clamps* = executed targets the node's "
+        "safety layer would have changed (position limits, velocity limits from the measured joints).",
         "",
         "| setting | mean k* | p90 k* | converged | mean H_exec | exec MAE | exec RMSE | full MAE | full RMSE "
         "| head p50 ms | total p50 ms | clamps | Pareto |",
