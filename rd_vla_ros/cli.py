@@ -6,6 +6,7 @@ rd-vla bag-info BAG [--topic-map YAML]                  list a bag's topics, che
 rd-vla demo-bag OUT [--seconds 4] [--storage mcap]      write a small ALOHA-style recording with known content
 rd-vla replay BAG --checkpoint DIR [--out DIR] ...      evaluate a checkpoint offline on a bag; sweep halting
 rd-vla play BAG [--rate 1] [--clock] [--record OUT]     publish a bag into a running ROS graph (live replay)
+rd-vla train BAG... --out DIR [--steps N] [--resume]    train from recorded bags (accelerate / torchrun DDP)
 """
 
 from __future__ import annotations
@@ -108,6 +109,26 @@ def _parser() -> argparse.ArgumentParser:
                       help="topics to record (default: every ActionChunk and JointTrajectory topic seen)")  # fmt: skip
     play.add_argument("--record-storage", default="mcap", choices=["mcap", "sqlite3"])
     play.add_argument("--tail", type=float, default=2.0, help="seconds to keep recording after the last message")
+    tr = sub.add_parser("train", help="train a policy from recorded bags (randomized depth, truncated BPTT)")
+    tr.add_argument("bags", nargs="+", help="rosbag2 recordings (directories or .mcap/.db3 files)")
+    tr.add_argument("--out", required=True, help="run directory: checkpoint/, tb/, cache/, train_summary.json")
+    tr.add_argument("--steps", type=int, default=20_000)
+    tr.add_argument("--batch-size", type=int, default=32)
+    tr.add_argument("--lr", type=float, default=3e-4)
+    tr.add_argument("--weight-decay", type=float, default=1e-4)
+    tr.add_argument("--warmup-steps", type=int, default=500)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
+    tr.add_argument("--depth-mean", type=float, default=None, help="mean training recurrence (default: 32)")
+    tr.add_argument("--shift", type=int, default=4, help="random-shift augmentation in pixels (0 = off)")
+    tr.add_argument("--log-every", type=int, default=50)
+    tr.add_argument("--save-every", type=int, default=1000)
+    tr.add_argument("--topic-map", default=None, help="topic map YAML (default: config/topic_map_aloha.yaml)")
+    tr.add_argument("--params", default=None, help="node parameter file: cameras, robot, age limits")
+    tr.add_argument("--cache-dir", default=None, help="decoded-episode cache (default: OUT/cache)")
+    tr.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0 = all cores / processes)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -123,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return demo_bag(args.out, args.seconds, args.storage)
     if args.command == "replay":
         return replay(args, argv if argv is not None else sys.argv[1:])
+    if args.command == "train":
+        return train_command(args)
     if args.command == "play":
         from rd_vla_ros.ros.play import play_main
 
@@ -224,6 +247,37 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     context = {"checkpoint": str(checkpoint), "command": "rd-vla " + shlex.join(argv), "topic_map": vars(topic_map)}
     summary = write_report(result, out, args.tolerance, context, with_plots=not args.no_plots)
     return summary, out
+
+
+def train_command(args: argparse.Namespace) -> int:
+    import os
+
+    import torch
+
+    from rd_vla_ros.ros.bags import BagError
+    from rd_vla_ros.ros.replay import ReplayError
+    from rd_vla_ros.train.trainer import TrainConfig, train
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world))
+    try:
+        cfg = TrainConfig(
+            bags=[str(b) for b in args.bags], out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+            weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed, preset=args.preset,
+            depth_mean=args.depth_mean, shift=args.shift, log_every=args.log_every, save_every=args.save_every,
+            topic_map=args.topic_map, params=args.params, cache_dir=args.cache_dir,
+        )  # fmt: skip
+        summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
+    except (BagError, ReplayError, ValueError, OSError, CheckpointError) as err:
+        sys.stderr.write(f"rd-vla train: {err}\n")
+        return 1
+    if int(os.environ.get("RANK", "0")) == 0:
+        sys.stdout.write(
+            f"trained {summary['steps']} steps (from {summary['resumed_from']}) on {summary['episodes']} episodes "
+            f"({summary['samples']} samples, tasks {summary['tasks']}), last l1 {summary['last_l1']:.4f}; "
+            f"checkpoint in {args.out}/checkpoint\n"
+        )
+    return 0
 
 
 def format_summary(summary: dict) -> str:

@@ -252,31 +252,7 @@ class OfflineReplay:
             result.rejected[name] += 1
 
     def _add_command(self, timeline: CommandTimeline, msg: Any, t: int, result: ReplayResult) -> None:
-        kind = self.topic_map.command_kind
-        if kind == "joint_trajectory":
-            start = time_to_ns(msg.header.stamp) or t
-            points = [p for p in msg.points if len(p.positions) == len(msg.joint_names)]
-            if len(points) != len(msg.points):
-                self._count(result, "commands", "JointTrajectory point without a position per joint")
-            if not points:
-                return
-            times = [start + round(duration_to_s(p.time_from_start) * 1e9) for p in points]
-            timeline.add(list(msg.joint_names), times, np.array([list(p.positions) for p in points]))
-        elif kind == "joint_state":
-            if len(msg.position) != len(msg.name):
-                self._count(result, "commands", "JointState names and positions differ in length")
-                return
-            timeline.add(list(msg.name), [time_to_ns(msg.header.stamp) or t], np.array([list(msg.position)]))
-        else:  # action_chunk: the rows that were executed
-            try:
-                chunk = action_chunk_from_msg(msg)
-            except ValueError as err:
-                self._count(result, "commands", str(err))
-                return
-            period = round(chunk.control_period_s * 1e9)
-            rows = chunk.positions[: chunk.execution_horizon]
-            times = [(chunk.stamp_ns or t) + (i + 1) * period for i in range(len(rows))]
-            timeline.add(chunk.joint_names, times, rows)
+        self._count(result, "commands", add_command(timeline, self.topic_map.command_kind, msg, t))
 
     # --------------------------------------------------------------------------------- inference
     def _infer(
@@ -363,6 +339,34 @@ class OfflineReplay:
                 grid = grid[:: int(np.ceil(grid.size / 20_000))]
             result.commands_t_ns = grid
             result.commands, _ = timeline.targets(grid)
+
+
+def add_command(timeline: CommandTimeline, kind: str, msg: Any, t: int) -> str | None:
+    """Add one recorded command message (of the topic map's `kind`) to the timeline; returns why it
+    was rejected, or None. Unstamped messages use their receive time `t`."""
+    if kind == "joint_trajectory":
+        start = time_to_ns(msg.header.stamp) or t
+        points = [p for p in msg.points if len(p.positions) == len(msg.joint_names)]
+        if points:
+            times = [start + round(duration_to_s(p.time_from_start) * 1e9) for p in points]
+            timeline.add(list(msg.joint_names), times, np.array([list(p.positions) for p in points]))
+        if len(points) != len(msg.points):
+            return "JointTrajectory point without a position per joint"
+        return None
+    if kind == "joint_state":
+        if len(msg.position) != len(msg.name):
+            return "JointState names and positions differ in length"
+        timeline.add(list(msg.name), [time_to_ns(msg.header.stamp) or t], np.array([list(msg.position)]))
+        return None
+    try:  # action_chunk: the rows that were executed
+        chunk = action_chunk_from_msg(msg)
+    except ValueError as err:
+        return str(err)
+    period = round(chunk.control_period_s * 1e9)
+    rows = chunk.positions[: chunk.execution_horizon]
+    times = [(chunk.stamp_ns or t) + (i + 1) * period for i in range(len(rows))]
+    timeline.add(chunk.joint_names, times, rows)
+    return None
 
 
 def load_live_chunks(path: str, topic: str | None = None) -> dict[tuple, ActionChunkData]:

@@ -1,0 +1,166 @@
+"""Recorded bags -> training episodes (plain arrays), decoded once and cached as safetensors.
+
+A bag is read through the replay tool's topic map and the node's own input code: at every control
+tick the observation is assembled exactly as the node would (InputFeed -> ObservationAssembler,
+age limits, joint mapping by name, images resized with the runner's resize), and its action target
+is the recorded command at stamp + (i + 1) * period for the H rows of a chunk (CommandTimeline,
+joint_trajectory_controller semantics), padded where the recording has no command. Simulated and
+real recordings go through the same path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from rd_vla_ros.evaluation.commands import CommandTimeline
+from rd_vla_ros.joints import JointMapper
+from rd_vla_ros.observation import AssemblyLimits, ObservationAssembler
+from rd_vla_ros.robot import RobotDescription
+from rd_vla_ros.ros.bags import BagSource, TopicMap
+from rd_vla_ros.ros.images import resize_rgb
+from rd_vla_ros.ros.inputs import InputFeed
+from rd_vla_ros.ros.replay import ReplayError, add_command
+
+CACHE_VERSION = 1
+
+
+@dataclass
+class Episode:
+    """One recording as arrays (N observations).
+
+    images: (N, C, S, S, 3) uint8; proprio: (N, J) float32; actions: (N, H, J) float32 targets;
+    action_is_pad: (N, H) bool (no recorded command); stamps_ns: (N,) int64; instruction: str.
+    """
+
+    images: np.ndarray
+    proprio: np.ndarray
+    actions: np.ndarray
+    action_is_pad: np.ndarray
+    stamps_ns: np.ndarray
+    instruction: str
+    source: str
+
+    def __len__(self) -> int:
+        return int(self.proprio.shape[0])
+
+
+def decode_bag(
+    path: str | Path,
+    topic_map: TopicMap,
+    robot: RobotDescription,
+    camera_names: list[str],
+    image_size: int,
+    chunk_length: int,
+    period_s: float,
+    limits: AssemblyLimits | None = None,
+) -> Episode:
+    """Stream one bag into an Episode (raises BagError / ReplayError with a clear message)."""
+    limits = limits or AssemblyLimits()
+    period_ns = round(period_s * 1e9)
+    with BagSource(path) as bag:
+        bag.require(topic_map.required_topics())
+        assembler = ObservationAssembler(list(camera_names), limits, topic_map.instruction_default)
+        feed = InputFeed(assembler, JointMapper(robot.joint_names))
+        timeline = CommandTimeline(robot.joint_names)
+        camera_of = {topic: name for name, topic in topic_map.cameras.items() if name in camera_names}
+        missing = [c for c in camera_names if c not in topic_map.cameras.values() and c not in topic_map.cameras]
+        if missing:
+            raise ReplayError(f"the topic map names no topic for camera(s) {missing}")
+        topics = [*camera_of, topic_map.joint_states, *topic_map.command_topics]
+        if topic_map.instruction_topic in bag.topics:
+            topics.append(topic_map.instruction_topic)
+        images, proprio, stamps, instructions = [], [], [], []
+        tick = bag.start_ns
+        last = -1
+        rejected: dict[str, int] = {}
+
+        def run_ticks(until: int) -> None:
+            nonlocal tick, last
+            while tick < until:
+                obs, _ = assembler.assemble(tick)
+                if obs is not None and obs.stamp_ns != last:
+                    last = obs.stamp_ns
+                    images.append(np.stack([resize_rgb(obs.images[c], image_size) for c in camera_names]))
+                    proprio.append(obs.joint_positions.astype(np.float32))
+                    stamps.append(obs.stamp_ns)
+                    instructions.append(obs.instruction)
+                tick += period_ns
+
+        for topic, t, msg in bag.messages(topics):
+            run_ticks(t)
+            if topic in camera_of:
+                why = feed.image(camera_of[topic], msg, t)
+            elif topic == topic_map.joint_states:
+                missing_joints = feed.mapper.missing(list(msg.name))
+                if missing_joints:
+                    raise ReplayError(
+                        f"joint names on {topic} in '{path}' do not match the robot configuration '{robot.name}': "
+                        f"missing {missing_joints}; the bag's JointState names {list(msg.name)}"
+                    )
+                why = feed.joint_state(msg, t)
+            elif topic == topic_map.instruction_topic:
+                why = feed.instruction(msg, t)
+            else:
+                why = add_command(timeline, topic_map.command_kind, msg, t)
+            if why:
+                rejected[topic] = rejected.get(topic, 0) + 1
+        run_ticks(bag.end_ns + 1)
+    if not stamps:
+        raise ReplayError(f"no observation could be assembled from '{path}'")
+    if not timeline.commanded_joints():
+        raise ReplayError(f"'{path}' has no usable commands on {topic_map.command_topics}")
+    if len(set(instructions)) > 1:
+        raise ReplayError(f"'{path}' changes its instruction mid-episode ({sorted(set(instructions))})")
+    stamps_arr = np.asarray(stamps, dtype=np.int64)  # (N,)
+    times = stamps_arr[:, None] + np.arange(1, chunk_length + 1, dtype=np.int64)[None, :] * period_ns  # (N, H)
+    targets, valid = timeline.targets(times)  # (N, H, J)
+    pad = ~valid.all(-1)  # (N, H) a row counts only when every joint has a command
+    return Episode(
+        images=np.stack(images),
+        proprio=np.stack(proprio),
+        actions=np.nan_to_num(targets).astype(np.float32),
+        action_is_pad=pad,
+        stamps_ns=stamps_arr,
+        instruction=instructions[0],
+        source=str(path),
+    )
+
+
+def cache_key(path: Path, settings: dict) -> str:
+    """Changes when the bag's files or the decoding settings change."""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    h = hashlib.sha256(json.dumps({**settings, "version": CACHE_VERSION}, sort_keys=True).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def load_episode(path: Path, cache_dir: Path, settings: dict, decode: Callable[[], Episode]) -> Episode:
+    """The cached Episode of a bag, decoding (and caching) it on first use."""
+    key = cache_key(path, settings)
+    file = cache_dir / f"{path.name}-{key}.safetensors"
+    if file.is_file():
+        arrays = load_file(file)
+        meta = json.loads((file.with_suffix(".json")).read_text())
+        return Episode(
+            images=arrays["images"], proprio=arrays["proprio"], actions=arrays["actions"],
+            action_is_pad=arrays["action_is_pad"].astype(bool), stamps_ns=arrays["stamps_ns"],
+            instruction=meta["instruction"], source=meta["source"],
+        )  # fmt: skip
+    episode = decode()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {"images": episode.images, "proprio": episode.proprio, "actions": episode.actions,
+         "action_is_pad": episode.action_is_pad.astype(np.uint8), "stamps_ns": episode.stamps_ns},
+        str(file),
+    )  # fmt: skip
+    file.with_suffix(".json").write_text(json.dumps({"instruction": episode.instruction, "source": episode.source}))
+    return episode

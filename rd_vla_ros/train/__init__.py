@@ -1,0 +1,1 @@
+"""Training RD-VLA from recorded bags: episode dataset, optimizer state in safetensors, the trainer."""

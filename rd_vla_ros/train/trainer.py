@@ -1,0 +1,237 @@
+"""`rd-vla train`: RD-VLA from recorded bags with the randomized-depth TBPTT step, on `accelerate`.
+
+    rd-vla train BAG [BAG ...] --out DIR [--steps 20000] [--batch-size 32] [--resume]
+    accelerate launch --cpu --num_processes 2 -m rd_vla_ros.cli train ...   # data parallel (gloo)
+    torchrun --nproc_per_node 2 -m rd_vla_ros.cli train ...                  # the same with torchrun
+
+Bags are decoded once through the replay tool's topic map into a safetensors cache; normalisation
+statistics come from the data; each step draws its batch and its recurrence depth from
+(seed, step, rank) (depth: log-normal Poisson, gradients through the last d iterations), so a
+resumed run continues exactly where it stopped. DIR/checkpoint holds the policy (safetensors +
+config.json) and the optimizer state (safetensors + JSON); DIR/tb the TensorBoard logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from rd_vla_ros.model.checkpoint import load_policy, save_policy
+from rd_vla_ros.model.config import make_config
+from rd_vla_ros.model.depth import DepthSamplerConfig
+from rd_vla_ros.model.policy import RDVLAPolicy
+from rd_vla_ros.model.training import OptimizerConfig, make_optimizer
+from rd_vla_ros.train.dataset import EpisodeDataset
+from rd_vla_ros.train.state import load_optimizer, save_optimizer
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; stored with the checkpoint."""
+
+    bags: list[str]
+    out: str
+    steps: int = 20_000
+    batch_size: int = 32
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    preset: str = "tiny"
+    train_backbone: bool | None = None  # None: train it unless it has pretrained weights (tiny: yes)
+    depth_mean: float | None = None  # None: the paper's 32
+    shift: int = 4
+    log_every: int = 50
+    save_every: int = 1000
+    topic_map: str | None = None
+    params: str | None = None
+    cache_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.bags:
+            raise ValueError("give at least one bag to train on")
+        for name in ("steps", "batch_size", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio * lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def load_dataset(cfg: TrainConfig, camera_names: list[str], image_size: int, chunk_length: int, period_s: float,
+                 show_progress: bool) -> EpisodeDataset:  # fmt: skip
+    from rd_vla_ros.paths import config_path
+    from rd_vla_ros.robot import RobotDescription
+    from rd_vla_ros.ros import params as P
+    from rd_vla_ros.ros.bags import TopicMap
+    from rd_vla_ros.ros.episodes import decode_bag, load_episode
+    from rd_vla_ros.ros.node import _resolve_config
+
+    values = P.values_from_file(cfg.params or config_path("rd_vla_node.yaml"))
+    topic_map = TopicMap.from_yaml(cfg.topic_map or config_path("topic_map_aloha.yaml"))
+    robot = RobotDescription.from_yaml(_resolve_config(values["robot_description"]))
+    limits = P.assembly_limits(values)
+    cache = Path(cfg.cache_dir or Path(cfg.out) / "cache")
+    settings = {"topic_map": vars(topic_map), "cameras": camera_names, "image_size": image_size,
+                "chunk_length": chunk_length, "period_s": period_s, "limits": vars(limits),
+                "joints": robot.joint_names}  # fmt: skip
+    episodes = []
+    for bag in tqdm(cfg.bags, desc="decoding bags", disable=not show_progress, unit="bag"):
+        path = Path(bag)
+        episodes.append(load_episode(path, cache, settings, lambda p=path: decode_bag(
+            p, topic_map, robot, camera_names, image_size, chunk_length, period_s, limits)))  # fmt: skip
+    return EpisodeDataset(episodes, shift=cfg.shift)
+
+
+def new_policy(cfg: TrainConfig) -> RDVLAPolicy:
+    """A freshly initialised policy for the run (normalisers are fitted to the data afterwards)."""
+    overrides: dict[str, Any] = {}
+    if cfg.train_backbone is not None:
+        overrides["freeze"] = not cfg.train_backbone
+    elif cfg.preset == "tiny":
+        overrides["freeze"] = False  # random init: nothing to keep frozen
+    config = make_config(cfg.preset, **overrides)
+    if cfg.depth_mean is not None:
+        config.depth = DepthSamplerConfig(mean=cfg.depth_mean)
+        config.head.mean_recurrence = cfg.depth_mean
+    torch.manual_seed(cfg.seed)
+    return RDVLAPolicy(config)
+
+
+def param_checksum(model: torch.nn.Module) -> float:
+    """A number that differs when any parameter differs (for the data-parallel sync check)."""
+    total = torch.zeros((), dtype=torch.float64)
+    for i, p in enumerate(model.parameters()):
+        total += (p.detach().double().flatten() * (1.0 + 1e-3 * i)).sum()
+    return float(total)
+
+
+def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) training; returns the summary written to DIR/train_summary.json."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+
+    accelerator = Accelerator(
+        cpu=not torch.cuda.is_available(), kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
+    )
+    main = accelerator.is_main_process
+    rank = accelerator.process_index
+    out = Path(cfg.out)
+    ckpt = out / "checkpoint"
+    resuming = resume and (ckpt / "config.json").is_file()
+    if resume and not resuming and main:
+        tqdm.write(f"train: nothing to resume in {ckpt}, starting fresh")
+    policy = load_policy(ckpt) if resuming else new_policy(cfg)
+    c = policy.config
+    # rank 0 decodes (and caches) the bags first; the others then read the cache
+    with accelerator.main_process_first():
+        dataset = load_dataset(cfg, list(c.camera_names), c.backbone.image_size, c.head.chunk_length,
+                               c.control_period_s, show_progress and main)  # fmt: skip
+    if not resuming:
+        policy.proprio_normalizer.fit(dataset.proprio)
+        policy.action_normalizer.fit(dataset.valid_actions())
+    policy.train()
+    optimizer = make_optimizer(
+        policy, OptimizerConfig(lr=cfg.lr, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip)
+    )
+    start = 0
+    if resuming:
+        start = int(load_optimizer(optimizer, ckpt)["step"])
+    model, optimizer = accelerator.prepare(policy, optimizer)
+    writer = None
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tb"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    bar = tqdm(total=cfg.steps, initial=start, desc="train", disable=not (show_progress and main), dynamic_ncols=True)
+    window: list[float] = []
+    first_index_sum = None
+    tic = time.perf_counter()
+    info: dict[str, Any] = {}
+    for step in range(start, cfg.steps):
+        batch = dataset.batch(cfg.batch_size, cfg.seed, step, rank)
+        if first_index_sum is None:
+            first_index_sum = int(batch["index"].sum())
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step)
+        loss, info = model(batch, step=step, rank=rank)
+        accelerator.backward(loss)
+        grad_norm = float(accelerator.clip_grad_norm_(trainable, cfg.grad_clip))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window.append(float(loss.detach()))
+        bar.update(1)
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            mean_loss = float(accelerator.reduce(torch.tensor(np.mean(window)), reduction="mean"))
+            rate = len(window) / (time.perf_counter() - tic)
+            if writer is not None:
+                writer.add_scalar("train/l1", mean_loss, step + 1)
+                writer.add_scalar("train/depth", info["depth"], step + 1)
+                writer.add_scalar("train/grad_norm", grad_norm, step + 1)
+                writer.add_scalar("train/lr", learning_rate(cfg, step), step + 1)
+                writer.add_scalar("train/steps_per_s", rate, step + 1)
+            bar.set_postfix(l1=f"{mean_loss:.4f}", depth=info["depth"], steps_s=f"{rate:.1f}")
+            window, tic = [], time.perf_counter()
+        if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+            accelerator.wait_for_everyone()
+            if main:
+                _save(accelerator.unwrap_model(model), optimizer, ckpt, cfg, step + 1, dataset)
+    bar.close()
+    checksums = accelerator.gather(torch.tensor([param_checksum(accelerator.unwrap_model(model))], dtype=torch.float64))
+    firsts = accelerator.gather(torch.tensor([first_index_sum if first_index_sum is not None else -1]))
+    summary = {
+        "steps": cfg.steps,
+        "resumed_from": start,
+        "world_size": accelerator.num_processes,
+        "rank_param_checksums": checksums.tolist(),
+        "rank_first_batch_index_sums": firsts.tolist(),
+        "last_l1": info.get("l1"),
+        "episodes": len(dataset.episodes),
+        "samples": len(dataset),
+        "tasks": dataset.tasks,
+    }
+    if main:
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if writer is not None:
+            writer.close()
+    accelerator.end_training()
+    return summary
+
+
+def _save(policy: RDVLAPolicy, optimizer: Any, ckpt: Path, cfg: TrainConfig, step: int, data: EpisodeDataset) -> None:
+    """Write the checkpoint next to the old one, then swap, so an interrupted save loses nothing."""
+    tmp = ckpt.with_name(ckpt.name + ".new")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    extra = {"trained": True, "step": step, "train_config": asdict(cfg), "episodes": len(data.episodes),
+             "tasks": data.tasks}  # fmt: skip
+    save_policy(policy, tmp, extra=extra)
+    inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
+    save_optimizer(inner, tmp, {"step": step})
+    old = ckpt.with_name(ckpt.name + ".old")
+    if ckpt.exists():
+        ckpt.rename(old)
+    tmp.rename(ckpt)
+    if old.exists():
+        shutil.rmtree(old)
