@@ -7,6 +7,8 @@ rd-vla demo-bag OUT [--seconds 4] [--storage mcap]      write a small ALOHA-styl
 rd-vla replay BAG --checkpoint DIR [--out DIR] ...      evaluate a checkpoint offline on a bag; sweep halting
 rd-vla play BAG [--rate 1] [--clock] [--record OUT]     publish a bag into a running ROS graph (live replay)
 rd-vla train BAG... --out DIR [--steps N] [--resume]    train from recorded bags (accelerate / torchrun DDP)
+rd-vla sim-demos OUT [--episodes 50]                    scripted ALOHA demonstrations recorded as bags
+rd-vla sim-eval --checkpoint DIR [--episodes 20]        closed-loop success vs recurrent depth in the simulation
 """
 
 from __future__ import annotations
@@ -129,6 +131,24 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--threads", type=int, default=0, help="torch CPU threads per process (0 = all cores / processes)")
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    demos = sub.add_parser("sim-demos", help="scripted ALOHA demonstrations, recorded as rosbag2 bags")
+    demos.add_argument("out", type=Path, help="directory for the bags (<task>_<seed>/)")
+    demos.add_argument("--tasks", nargs="+", default=["transfer_cube", "insertion"])
+    demos.add_argument("--episodes", type=int, default=50, help="successful demonstrations per task")
+    demos.add_argument("--seed", type=int, default=0, help="first seed (training seeds; evaluation uses 1000+)")
+    demos.add_argument("--image-size", type=int, default=64)
+    demos.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+
+    ev = sub.add_parser("sim-eval", help="closed-loop success in the ALOHA simulation vs recurrent depth")
+    ev.add_argument("--checkpoint", default="embedded")
+    ev.add_argument("--tasks", nargs="+", default=["transfer_cube", "insertion"])
+    ev.add_argument("--episodes", type=int, default=20, help="episodes per task and setting")
+    ev.add_argument("--seed", type=int, default=1000, help="first held-out seed")
+    ev.add_argument("--depths", default="1,2,4,8,12,16,32", help="fixed depths, comma-separated")
+    ev.add_argument("--thresholds", default="1e-2,3e-3,1e-3,3e-4", help="adaptive thresholds, comma-separated")
+    ev.add_argument("--out", type=Path, default=Path("sim_eval.json"), help="results JSON")
+    ev.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")
+    ev.add_argument("--threads", type=int, default=1)
     return parser
 
 
@@ -144,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         return demo_bag(args.out, args.seconds, args.storage)
     if args.command == "replay":
         return replay(args, argv if argv is not None else sys.argv[1:])
+    if args.command == "sim-demos":
+        return sim_demos(args)
+    if args.command == "sim-eval":
+        return sim_eval(args, argv if argv is not None else sys.argv[1:])
     if args.command == "train":
         return train_command(args)
     if args.command == "play":
@@ -277,6 +301,81 @@ def train_command(args: argparse.Namespace) -> int:
             f"({summary['samples']} samples, tasks {summary['tasks']}), last l1 {summary['last_l1']:.4f}; "
             f"checkpoint in {args.out}/checkpoint\n"
         )
+    return 0
+
+
+def sim_demos(args: argparse.Namespace) -> int:
+    """Record scripted demonstrations until `--episodes` succeeded per task (existing bags are kept)."""
+    from rd_vla_ros.sim.scripted import record_demo
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for task in args.tasks:
+        kept, seed = 0, args.seed
+        while kept < args.episodes:
+            path = args.out / f"{task}_{seed:04d}"
+            if (path / "episode.json").is_file():
+                kept += 1
+            else:
+                if path.exists():  # an interrupted recording
+                    import shutil
+
+                    shutil.rmtree(path)
+                demo = record_demo(task, seed, path, image_size=args.image_size, storage=args.storage)
+                if demo.success["reached"]:
+                    kept += 1
+                else:
+                    import shutil
+
+                    shutil.rmtree(path)
+                    sys.stdout.write(f"{task} seed {seed}: the scripted demonstration failed, skipped\n")
+            seed += 1
+        sys.stdout.write(f"{task}: {kept} demonstrations in {args.out}\n")
+    return 0
+
+
+def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
+    import json
+
+    import torch
+
+    from rd_vla_ros.model.checkpoint import load_policy
+    from rd_vla_ros.paths import config_path
+    from rd_vla_ros.robot import RobotDescription
+    from rd_vla_ros.ros.node import _resolve_checkpoint
+    from rd_vla_ros.runner import PolicyRunner
+    from rd_vla_ros.sim.evaluate import evaluate, plot_results, sweep_for
+
+    torch.set_num_threads(args.threads)
+    try:
+        checkpoint = _resolve_checkpoint(args.checkpoint)
+        policy = load_policy(checkpoint)
+    except (OSError, CheckpointError) as err:
+        sys.stderr.write(f"rd-vla sim-eval: {err}\n")
+        return 1
+    robot = RobotDescription.from_yaml(config_path("aloha_bimanual.yaml"))
+    runner = PolicyRunner(policy, robot.joint_names, list(policy.config.camera_names))
+    sweep = sweep_for(runner.settings, _ints(args.depths), _floats(args.thresholds))
+    seeds = list(range(args.seed, args.seed + args.episodes))
+
+    def progress(task: str, name: str, s: dict) -> None:
+        sys.stdout.write(
+            f"{task:14s} {name:18s} success reached {s['success_reached']:.2f} final {s['success_final']:.2f} "
+            f"mean k* {s['mean_iterations']:.2f} H_exec {s['mean_execution_horizon']:.2f} ({s['wall_s']:.0f} s)\n"
+        )
+        sys.stdout.flush()
+
+    results = evaluate(runner, robot, args.tasks, seeds, sweep, progress)
+    from rd_vla_ros.evaluation.report import machine
+
+    payload = {"command": "rd-vla " + shlex.join(argv), "checkpoint": str(checkpoint), "machine": machine(),
+               "seeds": seeds, "episodes_per_setting": len(seeds), "episode_steps": 400,
+               "results": results}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    if args.plots:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        plot_results(results, args.plots)
+    sys.stdout.write(f"results: {args.out}\n")
     return 0
 
 

@@ -239,11 +239,13 @@ class RDVLANode(LifecycleNode):
     def _on_instruction(self, msg: String) -> None:
         if self.feed is None:
             return
+        previous = self.assembler.instruction.value if self.assembler else None
         why = self.feed.instruction(msg, self._now())
         if why:
             self._reject("instruction", why)
             return
-        self.get_logger().info(f"instruction: '{msg.data.strip()}'")
+        if msg.data.strip() != previous:  # drivers may repeat it: log changes only
+            self.get_logger().info(f"instruction: '{msg.data.strip()}'")
 
     def _reject(self, input_name: str, reason: str) -> None:
         """Count a bad message and log it, at most every 2 s per input (rclpy throttles per call site)."""

@@ -1,0 +1,208 @@
+"""rd_vla_sim_bridge: the simulated ALOHA as a ROS 2 robot, for the unmodified policy node.
+
+Publishes what a real ALOHA driver publishes: `cameras/<name>/image_raw` (sensor_msgs/Image rgb8),
+`joint_states` (sensor_msgs/JointState), and `/clock` (the simulation's time: run the node with
+use_sim_time). Executes `trajectory_msgs/JointTrajectory` commands on the arm topics the way
+joint_trajectory_controller does: points are reached at header.stamp + time_from_start (stamp 0 =
+now), a new trajectory replaces the old one from its start time, and the last point is held.
+
+The simulation advances at `real_time_factor` times real time (0.25: four wall seconds per
+simulated second), so the node's timing logic (input ages, re-plan cadence, inference latency
+measured in simulated time) runs exactly as on hardware, only slower or faster. Each episode's
+result (success both ways, max reward) is published as JSON on `~/episode_result` and logged.
+
+    python -m rd_vla_ros.sim.bridge --task transfer_cube --seeds 1000 1001 --real-time-factor 0.25
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from rd_vla_ros.evaluation.commands import CommandTimeline
+from rd_vla_ros.model.config import ALOHA_JOINTS
+from rd_vla_ros.ros.cdr import image_cdr
+from rd_vla_ros.ros.conversions import duration_to_s, ns_to_time, time_to_ns
+from rd_vla_ros.sim.aloha import CONTROL_PERIOD_S, EPISODE_STEPS, AlohaSim, task_spec
+
+CAMERA_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+START_NS = 100_000_000_000  # simulated time starts at 100 s (a zero stamp means "unstamped" in ROS)
+
+
+class TrajectoryExecutor:
+    """joint_trajectory_controller semantics over a CommandTimeline, holding the last point."""
+
+    def __init__(self, joint_names: list[str]) -> None:
+        self.joint_names = list(joint_names)
+        self.timeline = CommandTimeline(joint_names)
+        self.hold = np.zeros(len(joint_names))
+        self.accepted = 0
+        self.rejected = 0
+
+    def reset(self, positions: np.ndarray) -> None:
+        self.timeline = CommandTimeline(self.joint_names)
+        self.hold = np.asarray(positions, dtype=np.float64).copy()
+
+    def command(self, msg: JointTrajectory, now_ns: int) -> str | None:
+        """Accept a trajectory; returns why it was rejected, or None."""
+        unknown = [j for j in msg.joint_names if j not in self.joint_names]
+        if unknown or not msg.points:
+            self.rejected += 1
+            return f"unknown joints {unknown}" if unknown else "no points"
+        points = [p for p in msg.points if len(p.positions) == len(msg.joint_names)]
+        if len(points) != len(msg.points) or not all(np.isfinite(p.positions).all() for p in points):
+            self.rejected += 1
+            return "a point without a finite position per joint"
+        start = time_to_ns(msg.header.stamp) or now_ns
+        times = [start + round(duration_to_s(p.time_from_start) * 1e9) for p in points]
+        self.timeline.add(list(msg.joint_names), times, np.array([list(p.positions) for p in points]))
+        self.accepted += 1
+        return None
+
+    def target(self, t_ns: int) -> np.ndarray:
+        """(J,) positions to reach at t_ns: interpolated, else the last point reached (held)."""
+        values, valid = self.timeline.targets(np.array([t_ns]))
+        values, valid = values[0], valid[0]
+        for j, times in enumerate(self.timeline._times):
+            if valid[j]:
+                self.hold[j] = values[j]
+            elif times and t_ns > times[-1]:
+                self.hold[j] = self.timeline._values[j][-1]
+        return self.hold.copy()
+
+
+class SimBridge(Node):
+    def __init__(
+        self,
+        task: str,
+        seeds: list[int],
+        cameras: list[str],
+        image_size: int = 64,
+        real_time_factor: float = 0.25,
+        steps: int = EPISODE_STEPS,
+        camera_every: int = 1,
+        arm_topics: tuple[str, str] = ("left_arm_controller/joint_trajectory", "right_arm_controller/joint_trajectory"),
+        **kwargs: object,
+    ) -> None:
+        super().__init__("rd_vla_sim_bridge", **kwargs)
+        if not real_time_factor > 0:
+            raise ValueError(f"real_time_factor must be > 0, got {real_time_factor}")
+        self.spec = task_spec(task)
+        self.sim = AlohaSim(task, cameras, image_size)
+        self.seeds, self.steps, self.rtf, self.camera_every = list(seeds), steps, real_time_factor, camera_every
+        self.executor_ = TrajectoryExecutor(ALOHA_JOINTS)
+        self._lock = threading.Lock()
+        self.now_ns = START_NS
+        self.clock_pub = self.create_publisher(Clock, "/clock", 10)
+        self.image_pubs = {c: self.create_publisher(Image, f"cameras/{c}/image_raw", CAMERA_QOS) for c in cameras}
+        self.joint_pub = self.create_publisher(JointState, "joint_states", 10)
+        self.instruction_pub = self.create_publisher(String, "instruction", QoSProfile(depth=1))
+        self.result_pub = self.create_publisher(String, "~/episode_result", 10)
+        for topic in arm_topics:
+            self.create_subscription(JointTrajectory, topic, self._on_trajectory, 10)
+        self.results: list[dict] = []
+        self.commands_received = 0
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        with self._lock:
+            why = self.executor_.command(msg, self.now_ns)
+            self.commands_received += why is None
+        if why:
+            self.get_logger().warning(f"rejected trajectory: {why}", throttle_duration_sec=2.0)
+
+    def _publish_sensors(self) -> None:
+        t = self.now_ns
+        self.clock_pub.publish(Clock(clock=ns_to_time(t)))
+        if self.sim.step_count % self.camera_every == 0:
+            s = self.sim.image_size
+            for camera, img in self.sim.images().items():
+                self.image_pubs[camera].publish(image_cdr(t, camera, s, s, "rgb8", 3 * s, img.tobytes()))
+        state = JointState(name=list(ALOHA_JOINTS), position=self.sim.qpos().tolist())
+        state.header.stamp = ns_to_time(t)
+        self.joint_pub.publish(state)
+
+    def run_episode(self, seed: int) -> dict:
+        self.sim.reset(seed)
+        period_ns = round(CONTROL_PERIOD_S * 1e9)
+        with self._lock:
+            self.executor_.reset(self.sim.qpos())
+        self.instruction_pub.publish(String(data=self.spec.instruction))
+        wall0 = time.monotonic()
+        for k in range(self.steps):
+            self._publish_sensors()
+            # pace: step k ends at wall0 + (k + 1) * period / rtf
+            delay = wall0 + (k + 1) * CONTROL_PERIOD_S / self.rtf - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            with self._lock:
+                target = self.executor_.target(self.now_ns + period_ns)
+                self.now_ns += period_ns
+            self.sim.step(target)
+        outcome = self.sim.success()
+        result = {"task": self.spec.name, "seed": seed, **outcome, "max_reward": max(self.sim.rewards),
+                  "steps": self.steps, "commands": self.executor_.accepted}  # fmt: skip
+        self.results.append(result)
+        self.result_pub.publish(String(data=json.dumps(result)))
+        self.get_logger().info(f"episode: {result}")
+        return result
+
+    def run(self) -> list[dict]:
+        for seed in self.seeds:
+            self.run_episode(seed)
+        return self.results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="transfer_cube")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1000])
+    parser.add_argument("--cameras", nargs="+", default=["top", "left_wrist"])
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--real-time-factor", type=float, default=0.25)
+    parser.add_argument("--steps", type=int, default=EPISODE_STEPS)
+    parser.add_argument("--start-delay", type=float, default=2.0, help="wall seconds of idle sensors before starting")
+    parser.add_argument("--results", type=Path, default=None, help="write the episode results here (JSON)")
+    args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    rclpy.init(args=argv)
+    bridge = SimBridge(args.task, args.seeds, args.cameras, args.image_size, args.real_time_factor, args.steps)
+    executor = SingleThreadedExecutor()
+    executor.add_node(bridge)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    try:
+        bridge.sim.reset(args.seeds[0])
+        end = time.monotonic() + args.start_delay
+        while time.monotonic() < end:  # let the node discover us and configure
+            bridge._publish_sensors()
+            time.sleep(0.05)
+        results = bridge.run()
+        if args.results:
+            args.results.write_text(json.dumps(results, indent=2) + "\n")
+        sys.stdout.write(json.dumps(results) + "\n")
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        executor.shutdown()
+        bridge.sim.close()
+        bridge.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,215 @@
+"""`rd-vla sim-eval`: closed-loop success in the ALOHA simulation against recurrent depth.
+
+Each episode runs in-process through the deployed code path minus the transport: the observation
+(rendered cameras, joint positions, the task's instruction) goes through the node's PolicyRunner
+with the setting under test; the safety layer clamps the executed rows exactly as the node does;
+the sim executes them one per control period (row i reaches its target one period after the
+previous one) and the policy re-plans when the execution horizon runs out (inference is instant in
+sim time here; the ROS bridge path in rd_vla_ros.sim.bridge adds the real transport and timing).
+
+Success is counted both ways the reference describes for TransferCube: the reward reached 4 at some
+step ("reached"), and reward 4 at the last step ("final"). Confidence intervals are Wilson 95%.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from rd_vla_ros.model.config import InferenceSettings
+from rd_vla_ros.observation import Observation
+from rd_vla_ros.robot import RobotDescription
+from rd_vla_ros.runner import PolicyRunner
+from rd_vla_ros.safety import clamp_chunk
+from rd_vla_ros.sim.aloha import CONTROL_PERIOD_S, EPISODE_STEPS, AlohaSim, task_spec
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = successes / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class EpisodeResult:
+    task: str
+    seed: int
+    reached: bool
+    final: bool
+    max_reward: int
+    iterations: list[int] = field(default_factory=list)
+    horizons: list[int] = field(default_factory=list)
+    latency_s: list[float] = field(default_factory=list)
+    clamps: int = 0
+    frames: list[tuple[int, np.ndarray, int, int]] = field(default_factory=list)  # (step, top image, k*, H_exec)
+
+
+def run_episode(
+    runner: PolicyRunner,
+    robot: RobotDescription,
+    task: str,
+    seed: int,
+    settings: InferenceSettings,
+    sim: AlohaSim | None = None,
+    keep_frames: int = 0,
+    velocity_scale: float = 1.0,
+) -> EpisodeResult:
+    """One closed-loop episode of EPISODE_STEPS control steps."""
+    sim = sim or AlohaSim(task, runner.camera_names, runner.policy.config.backbone.image_size)
+    sim.reset(seed)
+    instruction = task_spec(task).instruction
+    result = EpisodeResult(task, seed, False, False, 0)
+    step = 0
+    while step < EPISODE_STEPS:
+        qpos = sim.qpos()
+        stamp = round(sim.time_s * 1e9)
+        obs = Observation(images=sim.images(), joint_positions=qpos, instruction=instruction, stamp_ns=stamp)
+        chunk, timing = runner.run(obs, step, settings)
+        rows, report = clamp_chunk(
+            chunk.positions[: chunk.execution_horizon], qpos, robot.lower, robot.upper,
+            robot.max_velocity * velocity_scale, CONTROL_PERIOD_S,
+        )  # fmt: skip
+        result.iterations.append(chunk.iterations)
+        result.horizons.append(chunk.execution_horizon)
+        result.latency_s.append(timing.total_s)
+        result.clamps += report.total
+        if keep_frames and len(result.frames) < keep_frames:
+            result.frames.append((step, obs.images[runner.camera_names[0]], chunk.iterations, chunk.execution_horizon))
+        for row in rows:
+            if step >= EPISODE_STEPS:
+                break
+            sim.step(row)
+            step += 1
+    outcome = sim.success()
+    result.reached, result.final = outcome["reached"], outcome["final"]
+    result.max_reward = max(sim.rewards) if sim.rewards else 0
+    return result
+
+
+def summarize(episodes: list[EpisodeResult]) -> dict[str, Any]:
+    n = len(episodes)
+    reached = sum(e.reached for e in episodes)
+    final = sum(e.final for e in episodes)
+    its = [k for e in episodes for k in e.iterations]
+    latencies = [x for e in episodes for x in e.latency_s]
+    hist: dict[str, int] = {}
+    for k in its:
+        hist[str(k)] = hist.get(str(k), 0) + 1
+    return {
+        "episodes": n,
+        "success_reached": reached / n if n else math.nan,
+        "success_reached_ci95": wilson(reached, n),
+        "success_final": final / n if n else math.nan,
+        "success_final_ci95": wilson(final, n),
+        "mean_iterations": float(np.mean(its)) if its else math.nan,
+        "iterations_histogram": dict(sorted(hist.items(), key=lambda kv: int(kv[0]))),
+        "mean_execution_horizon": float(np.mean([h for e in episodes for h in e.horizons])) if its else math.nan,
+        "chunks": len(its),
+        "latency_ms_p50": float(np.percentile(latencies, 50) * 1e3) if latencies else math.nan,
+        "max_reward_histogram": {str(r): sum(e.max_reward == r for e in episodes) for r in range(5)},
+        "seeds": [e.seed for e in episodes],
+    }
+
+
+def evaluate(
+    runner: PolicyRunner,
+    robot: RobotDescription,
+    tasks: list[str],
+    seeds: list[int],
+    sweep: list[tuple[str, InferenceSettings]],
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Every (task, setting) on the same seeds. Returns {task: {setting name: summary}}."""
+    results: dict[str, Any] = {}
+    torch.set_grad_enabled(False)
+    for task in tasks:
+        sim = AlohaSim(task, runner.camera_names, runner.policy.config.backbone.image_size)
+        results[task] = {}
+        for name, settings in sweep:
+            start = time.perf_counter()
+            episodes = [run_episode(runner, robot, task, seed, settings, sim) for seed in seeds]
+            results[task][name] = {**summarize(episodes), "wall_s": time.perf_counter() - start,
+                                   "fixed_depth": settings.fixed_depth,
+                                   "threshold": settings.threshold if settings.adaptive else None}  # fmt: skip
+            if progress is not None:
+                progress(task, name, results[task][name])
+        sim.close()
+    return results
+
+
+def sweep_for(
+    base: InferenceSettings, depths: list[int], thresholds: list[float]
+) -> list[tuple[str, InferenceSettings]]:
+    """Fixed depths first, then adaptive halting (the base strategy) at each threshold."""
+    from dataclasses import replace
+
+    out = [(f"fixed {d}", replace(base, fixed_depth=d)) for d in depths]
+    out += [(f"{base.halting} {t:g}", replace(base, fixed_depth=0, threshold=t)) for t in thresholds]
+    return out
+
+
+def plot_results(results: dict[str, Any], out_dir: Any) -> list[str]:
+    """success_vs_depth.png and success_vs_iterations.png (adaptive thresholds against fixed depths)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (task, settings) in enumerate(results.items()):
+        fixed = sorted((s["fixed_depth"], s) for s in settings.values() if s["fixed_depth"])
+        if not fixed:
+            continue
+        x = [d for d, _ in fixed]
+        for key, style in (("success_reached", "-o"), ("success_final", "--s")):
+            y = [s[key] for _, s in fixed]
+            lo = [s[key] - s[key + "_ci95"][0] for _, s in fixed]
+            hi = [s[key + "_ci95"][1] - s[key] for _, s in fixed]
+            ax.errorbar(x, y, yerr=[lo, hi], fmt=style, color=f"C{i}", capsize=3, ms=4,
+                        label=f"{task} ({key.split('_')[1]})")  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("recurrent iterations (fixed depth)")
+    ax.set_ylabel("success rate (95% CI)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Closed-loop success vs recurrent depth", fontsize=9)
+    fig.tight_layout()
+    path = f"{out_dir}/success_vs_depth.png"
+    fig.savefig(path, dpi=110)
+    written.append(path)
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, (task, settings) in enumerate(results.items()):
+        for name, s in settings.items():
+            adaptive = s["fixed_depth"] == 0
+            ax.scatter([s["mean_iterations"]], [s["success_reached"]], marker="o" if adaptive else "s",
+                       color=f"C{i}", alpha=0.9 if adaptive else 0.4)  # fmt: skip
+            if adaptive:
+                ax.annotate(name.split()[-1], (s["mean_iterations"], s["success_reached"]), fontsize=6,
+                            textcoords="offset points", xytext=(3, 3))  # fmt: skip
+        ax.scatter([], [], color=f"C{i}", label=task)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("mean recurrent iterations per chunk")
+    ax.set_ylabel("success rate (reached)")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Adaptive halting (circles, threshold labelled) vs fixed depth (squares)", fontsize=9)
+    fig.tight_layout()
+    path = f"{out_dir}/success_vs_iterations.png"
+    fig.savefig(path, dpi=110)
+    written.append(path)
+    plt.close("all")
+    return written
