@@ -11,7 +11,7 @@ simulated second), so the node's timing logic (input ages, re-plan cadence, infe
 measured in simulated time) runs exactly as on hardware, only slower or faster. Each episode's
 result (success both ways, max reward) is published as JSON on `~/episode_result` and logged.
 
-    python -m rd_vla_ros.sim.bridge --task transfer_cube --seeds 1000 1001 --real-time-factor 0.25
+    python -m rd_vla_ros.sim.bridge --episodes transfer_cube:1000 insertion:1000 --real-time-factor 0.25
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +89,7 @@ class TrajectoryExecutor:
 class SimBridge(Node):
     def __init__(
         self,
-        task: str,
-        seeds: list[int],
+        episodes: list[tuple[str, int]],
         cameras: list[str],
         image_size: int = 64,
         real_time_factor: float = 0.25,
@@ -101,9 +101,17 @@ class SimBridge(Node):
         super().__init__("rd_vla_sim_bridge", **kwargs)
         if not real_time_factor > 0:
             raise ValueError(f"real_time_factor must be > 0, got {real_time_factor}")
-        self.spec = task_spec(task)
-        self.sim = AlohaSim(task, cameras, image_size)
-        self.seeds, self.steps, self.rtf, self.camera_every = list(seeds), steps, real_time_factor, camera_every
+        for task, _ in episodes:
+            task_spec(task)  # unknown task names fail here, before anything runs
+        self.episodes = list(episodes)
+        self.cameras, self.image_size = list(cameras), image_size
+        self.sims: dict[str, AlohaSim] = {}
+        self.sim = self._sim(episodes[0][0])
+        self.spec = self.sim.spec
+        self.steps, self.rtf, self.camera_every = steps, real_time_factor, camera_every
+        self.frames: list[tuple[int, np.ndarray]] = []  # (time ns, first camera image), every keep_frame_every steps
+        self.keep_frame_every = 0
+        self.in_episode = False
         self.executor_ = TrajectoryExecutor(ALOHA_JOINTS)
         self._lock = threading.Lock()
         self.now_ns = START_NS
@@ -117,6 +125,15 @@ class SimBridge(Node):
         self.results: list[dict] = []
         self.commands_received = 0
 
+    def _sim(self, task: str) -> AlohaSim:
+        if task not in self.sims:
+            self.sims[task] = AlohaSim(task, self.cameras, self.image_size)
+        return self.sims[task]
+
+    def close(self) -> None:
+        for sim in self.sims.values():
+            sim.close()
+
     def _on_trajectory(self, msg: JointTrajectory) -> None:
         with self._lock:
             why = self.executor_.command(msg, self.now_ns)
@@ -129,19 +146,40 @@ class SimBridge(Node):
         self.clock_pub.publish(Clock(clock=ns_to_time(t)))
         if self.sim.step_count % self.camera_every == 0:
             s = self.sim.image_size
-            for camera, img in self.sim.images().items():
+            images = self.sim.images()
+            for camera, img in images.items():
                 self.image_pubs[camera].publish(image_cdr(t, camera, s, s, "rgb8", 3 * s, img.tobytes()))
+            if self.in_episode and self.keep_frame_every and self.sim.step_count % self.keep_frame_every == 0:
+                self.frames.append((t, images[self.cameras[0]]))
         state = JointState(name=list(ALOHA_JOINTS), position=self.sim.qpos().tolist())
         state.header.stamp = ns_to_time(t)
         self.joint_pub.publish(state)
 
-    def run_episode(self, seed: int) -> dict:
+    def idle(self, wall_s: float, until: Callable[[], bool] | None = None) -> None:
+        """Publish sensors, the instruction and an advancing clock with the robot at rest (no physics
+        step), e.g. while the node starts up; stops early when `until()` is true."""
+        period_ns = round(CONTROL_PERIOD_S * 1e9)
+        end = time.monotonic() + wall_s
+        k = 0
+        while time.monotonic() < end and not (until and until()):
+            self._publish_sensors()
+            if k % 25 == 0:
+                self.instruction_pub.publish(String(data=self.spec.instruction))
+            k += 1
+            time.sleep(CONTROL_PERIOD_S / self.rtf)
+            with self._lock:
+                self.now_ns += period_ns
+
+    def run_episode(self, task: str, seed: int) -> dict:
+        self.sim = self._sim(task)
+        self.spec = self.sim.spec
         self.sim.reset(seed)
         period_ns = round(CONTROL_PERIOD_S * 1e9)
         with self._lock:
             self.executor_.reset(self.sim.qpos())
         self.instruction_pub.publish(String(data=self.spec.instruction))
         wall0 = time.monotonic()
+        self.in_episode = True
         for k in range(self.steps):
             self._publish_sensors()
             # pace: step k ends at wall0 + (k + 1) * period / rtf
@@ -152,25 +190,26 @@ class SimBridge(Node):
                 target = self.executor_.target(self.now_ns + period_ns)
                 self.now_ns += period_ns
             self.sim.step(target)
+        self.in_episode = False
         outcome = self.sim.success()
         result = {"task": self.spec.name, "seed": seed, **outcome, "max_reward": max(self.sim.rewards),
-                  "steps": self.steps, "commands": self.executor_.accepted}  # fmt: skip
+                  "steps": self.steps, "commands": self.executor_.accepted,
+                  "start_ns": self.now_ns - self.steps * period_ns, "end_ns": self.now_ns}  # fmt: skip
         self.results.append(result)
         self.result_pub.publish(String(data=json.dumps(result)))
         self.get_logger().info(f"episode: {result}")
         return result
 
     def run(self) -> list[dict]:
-        for seed in self.seeds:
-            self.run_episode(seed)
+        for task, seed in self.episodes:
+            self.run_episode(task, seed)
         return self.results
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="transfer_cube")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1000])
+    parser.add_argument("--episodes", nargs="+", default=["transfer_cube:1000"], help="TASK:SEED ...")
     parser.add_argument("--cameras", nargs="+", default=["top", "left_wrist"])
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--real-time-factor", type=float, default=0.25)
@@ -178,18 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-delay", type=float, default=2.0, help="wall seconds of idle sensors before starting")
     parser.add_argument("--results", type=Path, default=None, help="write the episode results here (JSON)")
     args = parser.parse_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    try:
+        episodes = [(e.split(":")[0], int(e.split(":")[1])) for e in args.episodes]
+    except (IndexError, ValueError):
+        parser.error(f"--episodes takes TASK:SEED items, got {args.episodes}")
     rclpy.init(args=argv)
-    bridge = SimBridge(args.task, args.seeds, args.cameras, args.image_size, args.real_time_factor, args.steps)
+    bridge = SimBridge(episodes, args.cameras, args.image_size, args.real_time_factor, args.steps)
     executor = SingleThreadedExecutor()
     executor.add_node(bridge)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
     try:
-        bridge.sim.reset(args.seeds[0])
-        end = time.monotonic() + args.start_delay
-        while time.monotonic() < end:  # let the node discover us and configure
-            bridge._publish_sensors()
-            time.sleep(0.05)
+        bridge.sim.reset(episodes[0][1])
+        bridge.idle(args.start_delay)  # let the node discover us and configure
         results = bridge.run()
         if args.results:
             args.results.write_text(json.dumps(results, indent=2) + "\n")
@@ -198,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         executor.shutdown()
-        bridge.sim.close()
+        bridge.close()
         bridge.destroy_node()
         rclpy.try_shutdown()
     return 0
