@@ -29,6 +29,8 @@ export ROS_LOG_DIR ?= $(abspath $(BUILD))/ros_log
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export MPLBACKEND ?= Agg
+export MUJOCO_GL ?= osmesa
+export PYOPENGL_PLATFORM ?= osmesa
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_TOOLS := cmake ninja g++
@@ -45,6 +47,11 @@ $(STAMPS)/system: | $(PY)
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing Debian build tools (missing:$$missing)"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake ninja-build g++; \
+	fi
+	@# MuJoCo renders offscreen through OSMesa on machines with no display or GPU
+	@if ! ldconfig -p | grep -q libOSMesa; then \
+	  echo "setup: installing Debian libosmesa6 (offscreen rendering for the ALOHA simulation)"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libosmesa6; \
 	fi
 	@mkdir -p $(STAMPS) && touch $@
 

@@ -14,6 +14,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["rd_vla_ros", "rd_vla_ros.*"]),
+    package_data={"rd_vla_ros": ["weights/embedded/*"]},
     # Marks the package in the ament resource index, as ament_python packages do.
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/rd_vla_ros"]),
@@ -25,6 +26,7 @@ setup(
             "rd-vla = rd_vla_ros.cli:main",
             "rd_vla_chunk_talker = rd_vla_ros.demos.chunk_loopback:talker_main",
             "rd_vla_chunk_echo = rd_vla_ros.demos.chunk_loopback:echo_main",
+            "rd_vla_sim_bridge = rd_vla_ros.sim.bridge:main",
         ],
     },
 )

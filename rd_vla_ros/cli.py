@@ -149,6 +149,11 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=Path("sim_eval.json"), help="results JSON")
     ev.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")
     ev.add_argument("--threads", type=int, default=1)
+    ev.add_argument("--ros", action="store_true",
+                    help="run the deployed setting through rd_vla_node + the sim bridge over DDS instead")  # fmt: skip
+    ev.add_argument("--real-time-factor", type=float, default=0.5, help="--ros: simulated seconds per wall second")
+    ev.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="merge result files of earlier runs (e.g. one per task, in parallel) into --out")  # fmt: skip
     return parser
 
 
@@ -345,6 +350,8 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
     from rd_vla_ros.runner import PolicyRunner
     from rd_vla_ros.sim.evaluate import evaluate, plot_results, sweep_for
 
+    if args.merge:
+        return merge_sim_eval(args, argv)
     torch.set_num_threads(args.threads)
     try:
         checkpoint = _resolve_checkpoint(args.checkpoint)
@@ -364,7 +371,10 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         )
         sys.stdout.flush()
 
-    results = evaluate(runner, robot, args.tasks, seeds, sweep, progress)
+    if args.ros:
+        results = ros_eval(str(checkpoint), args.tasks, seeds, args.real_time_factor, progress)
+    else:
+        results = evaluate(runner, robot, args.tasks, seeds, sweep, progress)
     from rd_vla_ros.evaluation.report import machine
 
     payload = {"command": "rd-vla " + shlex.join(argv), "checkpoint": str(checkpoint), "machine": machine(),
@@ -376,6 +386,60 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         args.plots.mkdir(parents=True, exist_ok=True)
         plot_results(results, args.plots)
     sys.stdout.write(f"results: {args.out}\n")
+    return 0
+
+
+def ros_eval(checkpoint: str, tasks: list[str], seeds: list[int], rtf: float, progress) -> dict:
+    """The deployed setting (config/rd_vla_node.yaml) through the node and the sim bridge over DDS."""
+    import tempfile
+
+    import numpy as np
+
+    from rd_vla_ros.demos.closed_loop import run as run_closed_loop
+    from rd_vla_ros.sim.evaluate import wilson
+
+    results: dict = {}
+    for task in tasks:
+        with tempfile.TemporaryDirectory() as tmp:
+            rc, episodes = run_closed_loop(checkpoint, [(task, s) for s in seeds], Path(tmp), rtf, frame_every=0)
+        if rc != 0:
+            raise RuntimeError(f"the ROS closed loop failed for {task}")
+        n = len(episodes)
+        reached, final = sum(e["reached"] for e in episodes), sum(e["final"] for e in episodes)
+        its = [e["mean_iterations"] for e in episodes]
+        results[task] = {"deployed (ROS node + bridge)": {
+            "episodes": n, "success_reached": reached / n, "success_reached_ci95": wilson(reached, n),
+            "success_final": final / n, "success_final_ci95": wilson(final, n),
+            "mean_iterations": float(np.mean(its)), "mean_execution_horizon": float("nan"), "fixed_depth": 0,
+            "seeds": seeds, "wall_s": 0.0, "per_episode": episodes,
+        }}  # fmt: skip
+        progress(task, "deployed (ROS)", results[task]["deployed (ROS node + bridge)"])
+    return results
+
+
+def merge_sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
+    import json
+
+    from rd_vla_ros.sim.evaluate import plot_results
+
+    merged: dict | None = None
+    for path in args.merge:
+        part = json.loads(path.read_text())
+        if merged is None:
+            merged = {**part, "commands": [part["command"]], "results": {}}
+        else:
+            merged["commands"].append(part["command"])
+        for task, settings in part["results"].items():
+            merged["results"].setdefault(task, {}).update(settings)
+    assert merged is not None
+    merged["command"] = "rd-vla " + shlex.join(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(merged, indent=2) + "\n")
+    if args.plots:
+        args.plots.mkdir(parents=True, exist_ok=True)
+        plot_results({t: {n: s for n, s in v.items() if "ROS" not in n} for t, v in merged["results"].items()},
+                     args.plots)  # fmt: skip
+    sys.stdout.write(f"merged {len(args.merge)} result files into {args.out}\n")
     return 0
 
 

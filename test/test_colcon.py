@@ -36,7 +36,7 @@ def test_install_layout(install_prefix: Path) -> None:
     assert (pkg / "msg" / "_action_chunk.py").is_file()
     assert (pkg / "ros" / "conversions.py").is_file()
     assert "extend_path" in (pkg / "__init__.py").read_text(), "our __init__.py must replace rosidl's empty one"
-    for exe in ("rd_vla_node", "rd_vla_chunk_talker", "rd_vla_chunk_echo"):
+    for exe in ("rd_vla_node", "rd_vla_chunk_talker", "rd_vla_chunk_echo", "rd_vla_sim_bridge"):
         assert os.access(install_prefix / "lib" / "rd_vla_ros" / exe, os.X_OK)  # `ros2 run rd_vla_ros <exe>`
     share = install_prefix / "share" / "rd_vla_ros"
     assert (share / "package.xml").is_file()
