@@ -1,8 +1,15 @@
 """Command limits applied to every chunk before it can move a robot.
 
 Row i of a chunk is the target for time t_obs + (i + 1) * dt. Targets are clamped to the joint
-position limits, then to what a joint can reach from the latest measured position at its velocity
-limit: |q_i - q_{i-1}| <= v_max * dt with q_{-1} = the measured position.
+position limits, then to the commanded velocity limit: |q_i - q_{i-1}| <= v_max * dt, where q_{-1} is
+the reference: the target the robot is being commanded towards at t_obs (the row of the previous
+chunk due then), or the measured position when nothing was commanded recently.
+
+The reference is the previous *command*, not the measured position: a position-controlled joint
+lags its command (gravity, a gripper squeezing an object it holds), and limiting each new command
+to a step from the measured position would take that lag away: a gripper could never squeeze, an
+arm would sag. The velocity limit bounds how fast the commanded trajectory moves, as
+joint_trajectory_controller's limits do.
 """
 
 from __future__ import annotations
@@ -22,9 +29,23 @@ class ClampReport:
         return self.position_clamps + self.velocity_clamps
 
 
+def command_reference(
+    previous: np.ndarray | None, previous_stamp_ns: int, period_s: float, stamp_ns: int, measured: np.ndarray
+) -> np.ndarray:
+    """The target being commanded at `stamp_ns`: row i of the previous executed rows (reached at
+    previous_stamp + (i + 1) * period, held after the last one), or `measured` when there is none or
+    it starts after `stamp_ns`."""
+    if previous is None or len(previous) == 0:
+        return np.asarray(measured, dtype=np.float64)
+    i = int(np.floor((stamp_ns - previous_stamp_ns) / (period_s * 1e9) + 1e-9)) - 1  # last row reached by then
+    if i < 0:
+        return np.asarray(measured, dtype=np.float64)
+    return np.asarray(previous[min(i, len(previous) - 1)], dtype=np.float64)
+
+
 def clamp_chunk(
     positions: np.ndarray,
-    measured: np.ndarray,
+    reference: np.ndarray,
     lower: np.ndarray,
     upper: np.ndarray,
     max_velocity: np.ndarray,
@@ -32,24 +53,27 @@ def clamp_chunk(
 ) -> tuple[np.ndarray, ClampReport]:
     """Clamp an (H, J) chunk; returns the safe chunk and how many targets were changed.
 
-    Raises ValueError for non-finite targets or measurements: such a chunk must not be commanded at
+    `reference` is q_{-1}: the current command (`command_reference`), which falls back to the
+    measured position.
+
+    Raises ValueError for non-finite targets or references: such a chunk must not be commanded at
     all (clamping NaN would silently produce a motion command from garbage).
     """
     positions = np.asarray(positions, dtype=np.float64)
-    measured = np.asarray(measured, dtype=np.float64)
-    if positions.ndim != 2 or positions.shape[1] != measured.shape[0]:
-        raise ValueError(f"chunk {positions.shape} does not match {measured.shape[0]} measured joints")
+    reference = np.asarray(reference, dtype=np.float64)
+    if positions.ndim != 2 or positions.shape[1] != reference.shape[0]:
+        raise ValueError(f"chunk {positions.shape} does not match {reference.shape[0]} reference joints")
     if not np.isfinite(positions).all():
         raise ValueError("chunk has non-finite targets")
-    if not np.isfinite(measured).all():
-        raise ValueError("measured joint positions are non-finite")
+    if not np.isfinite(reference).all():
+        raise ValueError("reference joint positions are non-finite")
     if not period_s > 0:
         raise ValueError(f"period_s must be > 0, got {period_s}")
     in_limits = np.clip(positions, lower, upper)  # (H, J)
     position_clamps = int(np.count_nonzero(in_limits != positions))
     step = np.asarray(max_velocity, dtype=np.float64) * period_s  # (J,) largest move per row
     safe = np.empty_like(in_limits)
-    previous = np.clip(measured, lower, upper)
+    previous = np.clip(reference, lower, upper)
     velocity_clamps = 0
     for i, row in enumerate(in_limits):
         reachable = np.clip(row, previous - step, previous + step)  # (J,)

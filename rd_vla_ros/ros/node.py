@@ -47,7 +47,7 @@ from rd_vla_ros.ros import params as P
 from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory
 from rd_vla_ros.ros.inputs import InputFeed
 from rd_vla_ros.runner import InvalidOutputError, PolicyRunner
-from rd_vla_ros.safety import clamp_chunk
+from rd_vla_ros.safety import clamp_chunk, command_reference
 from rd_vla_ros.stats import NodeStats, RateMeter
 
 
@@ -76,6 +76,8 @@ class RDVLANode(LifecycleNode):
         self._sequence = 0
         self._last_command_ns = 0
         self._hold_sent = False
+        self._last_rows: np.ndarray | None = None  # the executed rows last commanded (velocity reference)
+        self._last_rows_stamp_ns = 0
         self._entities: list[Any] = []
         self._timers: list[Any] = []
         self._last_reject_log: dict[str, float] = {}
@@ -123,6 +125,7 @@ class RDVLANode(LifecycleNode):
         self._next_due_ns = 0
         self._last_command_ns = self._now()
         self._hold_sent = False
+        self._last_rows = None
         self._stop.clear()
         self._active = True
         self._worker = threading.Thread(target=self._work, name="rd_vla_inference", daemon=True)
@@ -326,10 +329,13 @@ class RDVLANode(LifecycleNode):
     def _command(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
         robot = self.robot
         rows = chunk.positions[: chunk.execution_horizon]  # (H_exec, J)
+        reference = command_reference(self._last_rows, self._last_rows_stamp_ns, chunk.control_period_s,
+                                      chunk.stamp_ns, measured)  # fmt: skip
         safe, report = clamp_chunk(
-            rows, measured, robot.lower, robot.upper, robot.max_velocity * self.values["safety.velocity_scale"],
+            rows, reference, robot.lower, robot.upper, robot.max_velocity * self.values["safety.velocity_scale"],
             chunk.control_period_s,
         )  # fmt: skip
+        self._last_rows, self._last_rows_stamp_ns = safe, chunk.stamp_ns
         self.stats.position_clamps += report.position_clamps
         self.stats.velocity_clamps += report.velocity_clamps
         if report.total:
@@ -365,6 +371,7 @@ class RDVLANode(LifecycleNode):
         with self._lock:
             current = np.array(self.assembler.joints.value, dtype=np.float64)
         self._publish_rows(current[None, :], 0, self.runner.policy.config.control_period_s if self.runner else 0.02)
+        self._last_rows = None  # the next command starts from the measured position
         self._hold_sent = True
         self.stats.holds += 1
         self.get_logger().warning(f"holding current positions ({why})")

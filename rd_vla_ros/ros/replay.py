@@ -179,6 +179,7 @@ class OfflineReplay:
         mapper = JointMapper(joint_names)
         feed = InputFeed(assembler, mapper)
         timeline = CommandTimeline(joint_names)
+        self._timeline = timeline
         camera_of = {topic: name for name, topic in self.topic_map.cameras.items() if name in assembler.cameras}
         topics = [*camera_of, self.topic_map.joint_states, *self.topic_map.command_topics]
         if self.topic_map.instruction_topic and self.topic_map.instruction_topic in bag.topics:
@@ -258,6 +259,10 @@ class OfflineReplay:
     def _infer(
         self, obs: Observation, result: ReplayResult
     ) -> tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None]:
+        # the safety layer's velocity reference: the recorded command at the observation time (what the
+        # robot was being commanded towards), else the measured joints
+        commanded, valid = self._timeline.targets(np.array([obs.stamp_ns]))
+        reference = np.where(valid[0], commanded[0], obs.joint_positions)  # (J,)
         with torch.no_grad():
             encoded, preprocess_s = self.runner.encode(obs)
             chunks: list[tuple[SettingStats, ActionChunkData]] = []
@@ -274,7 +279,7 @@ class OfflineReplay:
                 stats.record(chunk.iterations, chunk.converged, chunk.execution_horizon, chunk.head_latency_s, total)
                 scale = self.velocity_scale
                 _, report = clamp_chunk(
-                    chunk.positions[: chunk.execution_horizon], obs.joint_positions, self.robot.lower,
+                    chunk.positions[: chunk.execution_horizon], reference, self.robot.lower,
                     self.robot.upper, self.robot.max_velocity * scale, chunk.control_period_s,
                 )  # fmt: skip
                 stats.safety_clamps += report.total

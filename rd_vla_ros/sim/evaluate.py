@@ -70,14 +70,15 @@ def run_episode(
     instruction = task_spec(task).instruction
     result = EpisodeResult(task, seed, False, False, 0)
     step = 0
+    previous: np.ndarray | None = None  # the last command sent (the safety layer's velocity reference)
     while step < EPISODE_STEPS:
         qpos = sim.qpos()
         stamp = round(sim.time_s * 1e9)
         obs = Observation(images=sim.images(), joint_positions=qpos, instruction=instruction, stamp_ns=stamp)
         chunk, timing = runner.run(obs, step, settings)
         rows, report = clamp_chunk(
-            chunk.positions[: chunk.execution_horizon], qpos, robot.lower, robot.upper,
-            robot.max_velocity * velocity_scale, CONTROL_PERIOD_S,
+            chunk.positions[: chunk.execution_horizon], qpos if previous is None else previous, robot.lower,
+            robot.upper, robot.max_velocity * velocity_scale, CONTROL_PERIOD_S,
         )  # fmt: skip
         result.iterations.append(chunk.iterations)
         result.horizons.append(chunk.execution_horizon)
@@ -89,6 +90,7 @@ def run_episode(
             if step >= EPISODE_STEPS:
                 break
             sim.step(row)
+            previous = row
             step += 1
     outcome = sim.success()
     result.reached, result.final = outcome["reached"], outcome["final"]

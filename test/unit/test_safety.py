@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from rd_vla_ros.safety import clamp_chunk
+from rd_vla_ros.safety import clamp_chunk, command_reference
 
 LOWER, UPPER, VMAX = np.array([-1.0, 0.0]), np.array([1.0, 1.0]), np.array([1.0, 10.0])
 
@@ -34,7 +34,7 @@ def test_feasible_chunk_is_untouched() -> None:
 def test_non_finite_is_refused_not_clamped(bad: float) -> None:
     with pytest.raises(ValueError, match="non-finite targets"):
         clamp_chunk(np.array([[bad, 0.5]]), np.zeros(2), LOWER, UPPER, VMAX, 0.1)
-    with pytest.raises(ValueError, match="measured joint positions are non-finite"):
+    with pytest.raises(ValueError, match="reference joint positions are non-finite"):
         clamp_chunk(np.array([[0.0, 0.5]]), np.array([bad, 0.0]), LOWER, UPPER, VMAX, 0.1)
 
 
@@ -49,3 +49,20 @@ def test_output_always_within_limits_and_reachable(chunk: np.ndarray, measured: 
     assert (safe >= LOWER - 1e-12).all() and (safe <= UPPER + 1e-12).all()
     steps = np.abs(np.diff(np.vstack([np.clip(measured, LOWER, UPPER), safe]), axis=0))
     assert (steps <= VMAX * dt + 1e-12).all()
+
+
+def test_the_velocity_reference_is_the_current_command_not_the_measured_position() -> None:
+    measured = np.array([0.0, 0.3])  # a gripper held open by the object it squeezes
+    previous = np.array([[0.1, 0.0], [0.2, 0.0], [0.3, 0.0]])  # rows reached at +10, +20, +30 ms
+    stamp = 1_000_000_000
+    # at +20 ms the command is row 1; before the first row, the measured position; after the last, held
+    assert command_reference(previous, stamp, 0.01, stamp + 20_000_000, measured).tolist() == [0.2, 0.0]
+    assert command_reference(previous, stamp, 0.01, stamp + 5_000_000, measured).tolist() == [0.0, 0.3]
+    assert command_reference(previous, stamp, 0.01, stamp + 900_000_000, measured).tolist() == [0.3, 0.0]
+    assert command_reference(None, 0, 0.01, stamp, measured).tolist() == [0.0, 0.3]
+    # the gripper keeps squeezing (target 0.0) although it measures 0.3: no clamp from the reference
+    reference = command_reference(previous, stamp, 0.01, stamp + 30_000_000, measured)
+    safe, report = clamp_chunk(np.array([[0.3, 0.0]]), reference, LOWER, UPPER, VMAX, 0.1)
+    assert safe.tolist() == [[0.3, 0.0]] and report.total == 0
+    _, from_measured = clamp_chunk(np.array([[0.3, 0.0]]), measured, LOWER, UPPER, np.array([1.0, 1.0]), 0.1)
+    assert from_measured.velocity_clamps == 2  # what clamping from the measured position would have done
