@@ -180,17 +180,8 @@ def plot_results(results: dict[str, Any], out_dir: Any) -> list[str]:
             hi = [s[key + "_ci95"][1] - s[key] for _, s in fixed]
             ax.errorbar(x, y, yerr=[lo, hi], fmt=style, color=f"C{i}", capsize=3, ms=4,
                         label=f"{task} ({key.split('_')[1]})")  # fmt: skip
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("recurrent iterations (fixed depth)")
-    ax.set_ylabel("success rate (95% CI)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("Closed-loop success vs recurrent depth", fontsize=9)
-    fig.tight_layout()
-    path = f"{out_dir}/success_vs_depth.png"
-    fig.savefig(path, dpi=110)
-    written.append(path)
+    written.append(_finish(fig, ax, "recurrent iterations (fixed depth)", "success rate (95% CI)",
+                           "Closed-loop success vs recurrent depth", f"{out_dir}/success_vs_depth.png"))  # fmt: skip
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for i, (task, settings) in enumerate(results.items()):
@@ -202,16 +193,21 @@ def plot_results(results: dict[str, Any], out_dir: Any) -> list[str]:
                 ax.annotate(name.split()[-1], (s["mean_iterations"], s["success_reached"]), fontsize=6,
                             textcoords="offset points", xytext=(3, 3))  # fmt: skip
         ax.scatter([], [], color=f"C{i}", label=task)
+    written.append(_finish(fig, ax, "mean recurrent iterations per chunk", "success rate (reached)",
+                           "Adaptive halting (circles, threshold labelled) vs fixed depth (squares)",
+                           f"{out_dir}/success_vs_iterations.png"))  # fmt: skip
+    plt.close("all")
+    return written
+
+
+def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: str) -> str:
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("mean recurrent iterations per chunk")
-    ax.set_ylabel("success rate (reached)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title("Adaptive halting (circles, threshold labelled) vs fixed depth (squares)", fontsize=9)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    path = f"{out_dir}/success_vs_iterations.png"
     fig.savefig(path, dpi=110)
-    written.append(path)
-    plt.close("all")
-    return written
+    return path

@@ -10,6 +10,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter, parameter_dict_from_yaml_file, parameter_value_to_python
 
 from rd_vla_ros.cli import init_checkpoint
+from rd_vla_ros.model.checkpoint import read_config
 from rd_vla_ros.paths import config_path, embedded_checkpoint
 from rd_vla_ros.ros import params as P
 from rd_vla_ros.ros.conversions import duration_to_s, joint_trajectory, time_to_ns
@@ -104,14 +105,17 @@ def test_lifecycle_configure_fails_with_a_reason_then_succeeds(ros_context, chec
     good.destroy_node()
 
 
-def test_default_embedded_checkpoint_resolves_or_fails_clearly(ros_context) -> None:
-    node = RDVLANode(context=ros_context)  # checkpoint: embedded
-    try:
-        embedded_checkpoint()
-    except FileNotFoundError:
-        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE  # until a model is shipped
-    else:
-        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+def test_default_embedded_checkpoint_is_shipped_and_loads(ros_context) -> None:
+    directory = embedded_checkpoint()
+    size = sum(p.stat().st_size for p in directory.iterdir())
+    assert size < 20 * 2**20, f"the embedded model is {size / 2**20:.1f} MB"
+    _, extra = read_config(directory)
+    assert extra["trained"] is True and extra["tasks"] == {
+        "transfer the cube": 50,
+        "insert the peg into the socket": 50,
+    }
+    node = RDVLANode(context=ros_context)  # checkpoint: embedded (the default)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     node.destroy_node()
 
 
