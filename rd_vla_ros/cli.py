@@ -9,6 +9,7 @@ rd-vla play BAG [--rate 1] [--clock] [--record OUT]     publish a bag into a run
 rd-vla train BAG... --out DIR [--steps N] [--resume]    train from recorded bags (accelerate / torchrun DDP)
 rd-vla sim-demos OUT [--episodes 50]                    scripted ALOHA demonstrations recorded as bags
 rd-vla sim-eval --checkpoint DIR [--episodes 20]        closed-loop success vs recurrent depth in the simulation
+rd-vla export CHECKPOINT OUT                            ONNX graphs (encode, head step) + manifest for onnxruntime
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--real-time-factor", type=float, default=0.5, help="--ros: simulated seconds per wall second")
     ev.add_argument("--merge", type=Path, nargs="+", default=None,
                     help="merge result files of earlier runs (e.g. one per task, in parallel) into --out")  # fmt: skip
+    ex = sub.add_parser("export", help="export a checkpoint as ONNX graphs for onnxruntime (node runtime:=onnxruntime)")
+    ex.add_argument("checkpoint", help="checkpoint directory or 'embedded'")
+    ex.add_argument("out", type=Path, help="output directory (encode.onnx, head_step.onnx, manifest.json)")
     return parser
 
 
@@ -175,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         return sim_eval(args, argv if argv is not None else sys.argv[1:])
     if args.command == "train":
         return train_command(args)
+    if args.command == "export":
+        return export_command(args)
     if args.command == "play":
         from rd_vla_ros.ros.play import play_main
 
@@ -440,6 +446,22 @@ def merge_sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         plot_results({t: {n: s for n, s in v.items() if "ROS" not in n} for t, v in merged["results"].items()},
                      args.plots)  # fmt: skip
     sys.stdout.write(f"merged {len(args.merge)} result files into {args.out}\n")
+    return 0
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from rd_vla_ros.export.onnx import export
+    from rd_vla_ros.model.checkpoint import load_policy
+    from rd_vla_ros.ros.node import _resolve_checkpoint
+
+    try:
+        policy = load_policy(_resolve_checkpoint(args.checkpoint))
+        manifest = export(policy, args.out)
+    except (OSError, CheckpointError) as err:
+        sys.stderr.write(f"rd-vla export: {err}\n")
+        return 1
+    files = ", ".join(g["file"] for g in manifest["graphs"].values())
+    sys.stdout.write(f"exported {files} and manifest.json to {args.out}\n")
     return 0
 
 

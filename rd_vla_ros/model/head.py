@@ -12,6 +12,7 @@ per-sample masks and memory constant in the number of iterations).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -160,33 +161,51 @@ class RecurrentDepthHead(nn.Module):
             raise ValueError(f"need 1 <= min_iterations <= max_iterations, got {min_iterations}, {max_iterations}")
         ctx = features if isinstance(features, HeadContext) else self.encode_context(features, proprio)
         state = self.initialize_state(ctx, generator) if initial_state is None else initial_state
-        b = ctx.batch_size
-        device = state.device
-        done = torch.zeros(b, dtype=torch.bool, device=device)
-        converged = torch.zeros(b, dtype=torch.bool, device=device)
-        iterations = torch.zeros(b, dtype=torch.long, device=device)
-        trace = torch.full((b, max_iterations), math.nan, device=device)  # (B, max_it)
-        state = self.core_step(state, ctx)  # k = 1: no previous chunk to compare with
-        actions = self.predict_from_latents(state, ctx)  # (B, K, A)
-        iterations.fill_(1)
-        for k in range(2, max_iterations + 1):
-            new_state = self.core_step(state, ctx)  # (B, K, D)
-            new_actions = self.predict_from_latents(new_state, ctx)  # (B, K, A)
-            active = ~done  # (B,)
-            residual = criterion.residual(actions, new_actions, state, new_state)  # (B,)
-            keep = active.view(b, 1, 1)
-            state = torch.where(keep, new_state, state)
-            actions = torch.where(keep, new_actions, actions)
-            trace[:, k - 1] = torch.where(active, residual, trace[:, k - 1])
-            iterations = torch.where(active, k, iterations)
-            if k >= min_iterations:
-                fired = active & criterion.converged(residual)  # NaN compares False
-                converged |= fired
-                done |= fired
-            if bool(done.all()):
-                break
-        final = trace.gather(1, (iterations - 1).unsqueeze(1)).squeeze(1)  # (B,)
-        return HeadOutput(actions, iterations, converged, trace, final)
+
+        def step(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            new_state = self.core_step(s, ctx)  # (B, K, D)
+            return new_state, self.predict_from_latents(new_state, ctx)  # (B, K, A)
+
+        return adaptive_loop(step, state, criterion, min_iterations, max_iterations)
+
+
+StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def adaptive_loop(
+    step: StepFn, state: torch.Tensor, criterion: HaltingCriterion, min_iterations: int, max_iterations: int
+) -> HeadOutput:
+    """Iterate `step` (S_{k-1} -> (S_k, a_k)) from S_0 until each sample's criterion fires (after
+    min_iterations) or max_iterations. A sample that halted is frozen: its state and chunk stop
+    changing while the rest of the batch continues. Only the current and previous iterate are kept.
+    Shared by the torch head and the onnxruntime runner (rd_vla_ros.export.runtime)."""
+    if not 1 <= min_iterations <= max_iterations:
+        raise ValueError(f"need 1 <= min_iterations <= max_iterations, got {min_iterations}, {max_iterations}")
+    b = state.shape[0]
+    device = state.device
+    done = torch.zeros(b, dtype=torch.bool, device=device)
+    converged = torch.zeros(b, dtype=torch.bool, device=device)
+    iterations = torch.zeros(b, dtype=torch.long, device=device)
+    trace = torch.full((b, max_iterations), math.nan, device=device)  # (B, max_it)
+    state, actions = step(state)  # k = 1: no previous chunk to compare with
+    iterations.fill_(1)
+    for k in range(2, max_iterations + 1):
+        new_state, new_actions = step(state)  # (B, K, D), (B, K, A)
+        active = ~done  # (B,)
+        residual = criterion.residual(actions, new_actions, state, new_state)  # (B,)
+        keep = active.view(b, 1, 1)
+        state = torch.where(keep, new_state, state)
+        actions = torch.where(keep, new_actions, actions)
+        trace[:, k - 1] = torch.where(active, residual, trace[:, k - 1])
+        iterations = torch.where(active, k, iterations)
+        if k >= min_iterations:
+            fired = active & criterion.converged(residual)  # NaN compares False
+            converged |= fired
+            done |= fired
+        if bool(done.all()):
+            break
+    final = trace.gather(1, (iterations - 1).unsqueeze(1)).squeeze(1)  # (B,)
+    return HeadOutput(actions, iterations, converged, trace, final)
 
 
 def _pad_mask(task_mask: torch.Tensor | None, num_latent: int) -> torch.Tensor | None:

@@ -67,6 +67,7 @@ class RDVLANode(LifecycleNode):
         self.assembler: ObservationAssembler | None = None
         self.mapper: JointMapper | None = None
         self.feed: InputFeed | None = None
+        self.runtime_name = "none"  # e.g. "torch cpu", "onnxruntime CUDAExecutionProvider,CPUExecutionProvider"
         self._lock = threading.Lock()  # guards the assembler's latest inputs
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -97,11 +98,20 @@ class RDVLANode(LifecycleNode):
             directory = _resolve_checkpoint(self.values["checkpoint"])
             device = torch.device(self.values["device"])
             torch.set_num_threads(P.torch_threads(self.values["torch_threads"]))
-            policy = load_policy(directory, device)
+            if self.values["runtime"] == "onnxruntime":
+                from rd_vla_ros.export.runtime import OnnxPolicy
+
+                providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else [
+                    "CPUExecutionProvider"]  # fmt: skip
+                policy = OnnxPolicy(directory, providers, P.torch_threads(self.values["torch_threads"]))
+                self.runtime_name = f"onnxruntime {','.join(policy.providers)}"
+            else:
+                policy = load_policy(directory, device)
+                self.runtime_name = f"torch {device}"
             self.runner = PolicyRunner(
                 policy, self.robot.joint_names, self.values["camera_names"], P.inference_settings(self.values)
             )
-        except (OSError, ValueError, RuntimeError, CheckpointError) as err:
+        except (OSError, ValueError, RuntimeError, CheckpointError, ImportError) as err:
             self.get_logger().error(f"configure: cannot load the model: {err}")
             self._release_model()
             return TransitionCallbackReturn.FAILURE
@@ -113,7 +123,7 @@ class RDVLANode(LifecycleNode):
         self.feed = InputFeed(self.assembler, self.mapper, self._lock)
         self._create_interfaces()
         self.get_logger().info(
-            f"configured: checkpoint {directory} on {device} ({torch.get_num_threads()} threads), "
+            f"configured: {self.runtime_name}: {directory} ({torch.get_num_threads()} threads), "
             f"{len(cfg.joint_names)} joints, cameras "
             f"{cfg.camera_names}, chunk {cfg.head.chunk_length} x {cfg.control_period_s * 1e3:.0f} ms"
         )
@@ -407,7 +417,7 @@ class RDVLANode(LifecycleNode):
             KeyValue(key="invalid outputs", value=str(s.invalid_outputs)),
             KeyValue(key="dropped chunks", value=str(s.dropped_chunks)),
             KeyValue(key="halting", value=f"{settings.halting} {settings.threshold}" if settings else ""),
-            KeyValue(key="runtime", value=f"torch {self.runner.device}" if self.runner else "none"),
+            KeyValue(key="runtime", value=self.runtime_name if self.runner else "none"),
         ]
         safety = [
             KeyValue(key="motion enabled", value=str(self.values["motion_enabled"])),

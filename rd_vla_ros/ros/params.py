@@ -78,7 +78,10 @@ PARAMS: list[ParamSpec] = [
     # ---- structure (read-only: changing them needs a reconfigure)
     ParamSpec("checkpoint", "embedded", "checkpoint directory (model.safetensors + config.json); 'embedded' = the "
               "model shipped with the package", read_only=True),
-    ParamSpec("device", "cpu", "torch device for the model: cpu, cuda, cuda:N", read_only=True),
+    ParamSpec("device", "cpu", "device for the model: cpu, cuda, cuda:N (onnxruntime: cuda = CUDA provider, "
+              "falling back to CPU)", read_only=True),
+    ParamSpec("runtime", "torch", "inference runtime: torch (checkpoint directory) or onnxruntime (a directory "
+              "written by `rd-vla export`)", read_only=True, choices=("torch", "onnxruntime")),
     ParamSpec("torch_threads", 0, "torch intra-op CPU threads; 0 = auto (cores - 1, at least 1: one core stays "
               "free for DDS and callbacks)", read_only=True, low=0, high=256),
     ParamSpec("robot_description", "aloha_bimanual.yaml", "robot description YAML: a path, or a file name in the "

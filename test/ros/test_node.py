@@ -126,3 +126,23 @@ def test_joint_trajectory_for_the_controller() -> None:
     times = [duration_to_s(p.time_from_start) for p in msg.points]
     assert times == pytest.approx([0.02, 0.04, 0.06, 0.08]) and np.all(np.diff(times) > 0)
     assert [list(p.positions) for p in msg.points] == rows.tolist()
+
+
+def test_onnxruntime_runtime_is_selected_by_parameter(ros_context, checkpoint: Path, tmp_path: Path) -> None:
+    from rd_vla_ros.export.onnx import export
+    from rd_vla_ros.export.runtime import OnnxPolicy
+    from rd_vla_ros.model.checkpoint import load_policy
+
+    exported = tmp_path / "onnx"
+    export(load_policy(checkpoint), exported)
+    wrong = RDVLANode(context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=str(checkpoint)), Parameter("runtime", value="onnxruntime")])  # fmt: skip
+    assert wrong.trigger_configure() == TransitionCallbackReturn.FAILURE  # a torch checkpoint is no export
+    wrong.destroy_node()
+    node = RDVLANode(context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=str(exported)), Parameter("runtime", value="onnxruntime")])  # fmt: skip
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert isinstance(node.runner.policy, OnnxPolicy)
+    assert node.runtime_name == "onnxruntime CPUExecutionProvider"  # the session's active provider
+    node.trigger_cleanup()
+    node.destroy_node()

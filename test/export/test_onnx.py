@@ -1,0 +1,90 @@
+"""ONNX export parity: onnxruntime vs torch on fresh random inputs (fp32 within 1e-4), the same k*
+under adaptive halting, dynamic batch and instruction length, and the policy surface in PolicyRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rd_vla_ros.export.onnx import export
+from rd_vla_ros.export.runtime import ExportError, OnnxPolicy
+from rd_vla_ros.model.config import InferenceSettings, make_config
+from rd_vla_ros.model.policy import RDVLAPolicy
+
+pytestmark = pytest.mark.slow
+
+
+def contracting_policy() -> RDVLAPolicy:
+    """Untrained tiny policy whose core contracts, so adaptive halting stops at different k*."""
+    torch.manual_seed(0)
+    policy = RDVLAPolicy(make_config("tiny"))
+    d = policy.config.head.d_model
+    with torch.no_grad():
+        policy.head.core.adapter.weight[:, :d] *= 0.1
+        policy.action_normalizer.mean.uniform_(-1, 1)
+        policy.action_normalizer.std.uniform_(0.5, 2)
+        policy.proprio_normalizer.mean.uniform_(-1, 1)
+    return policy.eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[RDVLAPolicy, OnnxPolicy, Path]:
+    policy = contracting_policy()
+    out = tmp_path_factory.mktemp("onnx")
+    export(policy, out)
+    return policy, OnnxPolicy(out, providers=["CPUExecutionProvider"], threads=1), out
+
+
+def observation(policy: RDVLAPolicy, batch: int, seed: int, texts: list[str]) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    s = policy.config.backbone.image_size
+    return {
+        "images": torch.rand(batch, 2, 3, s, s, generator=g),
+        "proprio": torch.randn(batch, 14, generator=g),
+        "instruction": texts,
+    }
+
+
+@pytest.mark.parametrize(("batch", "texts"), [(1, ["transfer the cube"]),
+                                              (3, ["a", "insert the peg into the socket", "pick it up"])])  # fmt: skip
+def test_onnxruntime_matches_torch(exported: tuple, batch: int, texts: list[str]) -> None:
+    policy, ort_policy, _ = exported
+    obs = observation(policy, batch, seed=batch, texts=texts)  # other batch size and lengths than the export's
+    for settings in (InferenceSettings(), InferenceSettings(threshold=1e-6), InferenceSettings(fixed_depth=5)):
+        with torch.no_grad():
+            ref = policy.run_head(policy.encode(obs), settings, torch.Generator().manual_seed(7))
+        got = ort_policy.run_head(ort_policy.encode(obs), settings, torch.Generator().manual_seed(7))
+        assert torch.equal(got.iterations, ref.iterations), (got.iterations, ref.iterations)
+        if settings == InferenceSettings():
+            assert ((got.iterations > 1) & (got.iterations < 32)).all()  # halting really decided
+        assert float((got.actions - ref.actions).abs().max()) < 1e-4
+        assert torch.equal(got.execution_horizon, ref.execution_horizon)
+
+
+def test_manifest_and_providers(exported: tuple) -> None:
+    _, ort_policy, out = exported
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["graphs"]["head_step"]["sha256"] and manifest["config"]["head"]["d_model"] == 64
+    assert ort_policy.providers == ["CPUExecutionProvider"]  # what the session runs, not what was asked
+
+
+def test_missing_export_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match=r"has no manifest\.json"):
+        OnnxPolicy(tmp_path)
+
+
+def test_runner_works_on_the_onnx_policy(exported: tuple) -> None:
+    from rd_vla_ros.model.config import ALOHA_JOINTS
+    from rd_vla_ros.observation import Observation
+    from rd_vla_ros.runner import PolicyRunner
+
+    policy, ort_policy, _ = exported
+    images = {c: np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8) for c in ("top", "left_wrist")}
+    obs = Observation(images, np.zeros(14), "transfer the cube", stamp_ns=123)
+    a, _ = PolicyRunner(policy, ALOHA_JOINTS, ["top", "left_wrist"]).run(obs)
+    b, _ = PolicyRunner(ort_policy, ALOHA_JOINTS, ["top", "left_wrist"]).run(obs)
+    assert a.iterations == b.iterations and np.abs(a.positions - b.positions).max() < 1e-4
