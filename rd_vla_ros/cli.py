@@ -445,7 +445,11 @@ def merge_sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         args.plots.mkdir(parents=True, exist_ok=True)
         plot_results({t: {n: s for n, s in v.items() if "ROS" not in n} for t, v in merged["results"].items()},
                      args.plots)  # fmt: skip
-    sys.stdout.write(f"merged {len(args.merge)} result files into {args.out}\n")
+    from rd_vla_ros.sim.evaluate import markdown_table
+
+    table = markdown_table(merged["results"])
+    args.out.with_suffix(".md").write_text(table + "\n")
+    sys.stdout.write(table + f"\nmerged {len(args.merge)} result files into {args.out} (table: .md beside it)\n")
     return 0
 
 

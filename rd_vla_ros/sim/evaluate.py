@@ -211,3 +211,22 @@ def _finish(fig: Any, ax: Any, xlabel: str, ylabel: str, title: str, path: str) 
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    """One row per (task, setting): success both ways with 95% CIs, iterations, horizon."""
+
+    def pct(s: dict, key: str) -> str:
+        lo, hi = s[key + "_ci95"]
+        return f"{100 * s[key]:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
+
+    lines = ["| task | setting | episodes | success (reached 4) | success (4 at the end) | mean k* | mean H_exec |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for task, settings in results.items():
+        for name, s in settings.items():
+            horizon = s.get("mean_execution_horizon")
+            lines.append(
+                f"| {task} | {name} | {s['episodes']} | {pct(s, 'success_reached')} | {pct(s, 'success_final')} "
+                f"| {s['mean_iterations']:.2f} | {'' if horizon is None or horizon != horizon else f'{horizon:.2f}'} |"
+            )
+    return "\n".join(lines)

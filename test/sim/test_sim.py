@@ -83,3 +83,22 @@ def test_executor_follows_joint_trajectory_controller_semantics() -> None:
     bad.points[0].positions = [float("nan")]
     assert "finite" in ex.command(bad, s)
     assert ex.rejected == 2 and ex.accepted == 2
+
+
+def test_sim_eval_command_and_merge(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    parts = []
+    for task in ("transfer_cube", "insertion"):
+        out = tmp_path / f"{task}.json"
+        assert main(["sim-eval", "--checkpoint", "embedded", "--tasks", task, "--episodes", "1", "--depths", "1",
+                     "--thresholds", "1e-3", "--out", str(out)]) == 0  # fmt: skip
+        parts.append(out)
+    merged = tmp_path / "results" / "sim_eval.json"
+    assert main(["sim-eval", "--merge", *map(str, parts), "--out", str(merged), "--plots", str(tmp_path)]) == 0
+    data = json.loads(merged.read_text())
+    assert set(data["results"]) == {"transfer_cube", "insertion"} and data["seeds"] == [1000]
+    fixed1 = data["results"]["insertion"]["fixed 1"]
+    assert fixed1["mean_iterations"] == 1 and fixed1["episodes"] == 1 and fixed1["mean_execution_horizon"] == 8
+    assert "| insertion | fixed 1 | 1 |" in merged.with_suffix(".md").read_text()
+    assert (tmp_path / "success_vs_depth.png").read_bytes()[:4] == b"\x89PNG"
