@@ -101,10 +101,11 @@ def run(checkpoint: str, episodes: list[tuple[str, int]], workdir: Path, real_ti
                 f"H_exec {result['horizons']}, latency p50 {result['latency_ms_p50']:.1f} ms\n"
             )
             sys.stdout.flush()
-        frames = [(t, img) for t, img in bridge.frames]
-        title = f"rd_vla_node + simulated ALOHA ({', '.join(f'{t}:{s}' for t, s in episodes)})"
-        sheet = contact_sheet(frames, [(c[0], c[1], c[2]) for c in chunks], workdir / "closed_loop.png", title)
-        sys.stdout.write(f"contact sheet: {sheet}\n")
+        if bridge.frames:
+            title = f"rd_vla_node + simulated ALOHA ({', '.join(f'{t}:{s}' for t, s in episodes)})"
+            sheet = contact_sheet(bridge.frames, [(c[0], c[1], c[2]) for c in chunks], workdir / "closed_loop.png",
+                                  title)  # fmt: skip
+            sys.stdout.write(f"contact sheet: {sheet}\n")
         return 0, results
     finally:
         executor.shutdown()

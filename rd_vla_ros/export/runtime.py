@@ -63,6 +63,9 @@ class OnnxPolicy:
         available = ort.get_available_providers()
         wanted = [p for p in providers if p in available] or ["CPUExecutionProvider"]
         options = ort.SessionOptions()
+        # no busy-waiting worker threads between runs: on a small robot CPU they would take the cores
+        # from DDS, the node's callbacks and anything else that runs between two inferences
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads > 0:
             options.intra_op_num_threads = threads
         self.sessions = {}

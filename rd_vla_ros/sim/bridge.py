@@ -177,6 +177,7 @@ class SimBridge(Node):
         period_ns = round(CONTROL_PERIOD_S * 1e9)
         with self._lock:
             self.executor_.reset(self.sim.qpos())
+            accepted_before = self.executor_.accepted
         self.instruction_pub.publish(String(data=self.spec.instruction))
         wall0 = time.monotonic()
         self.in_episode = True
@@ -193,7 +194,7 @@ class SimBridge(Node):
         self.in_episode = False
         outcome = self.sim.success()
         result = {"task": self.spec.name, "seed": seed, **outcome, "max_reward": max(self.sim.rewards),
-                  "steps": self.steps, "commands": self.executor_.accepted,
+                  "steps": self.steps, "commands": self.executor_.accepted - accepted_before,
                   "start_ns": self.now_ns - self.steps * period_ns, "end_ns": self.now_ns}  # fmt: skip
         self.results.append(result)
         self.result_pub.publish(String(data=json.dumps(result)))
