@@ -133,19 +133,19 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every (task, setting) on the same seeds. Returns {task: {setting name: summary}}."""
     results: dict[str, Any] = {}
-    torch.set_grad_enabled(False)
-    for task in tasks:
-        sim = AlohaSim(task, runner.camera_names, runner.policy.config.backbone.image_size)
-        results[task] = {}
-        for name, settings in sweep:
-            start = time.perf_counter()
-            episodes = [run_episode(runner, robot, task, seed, settings, sim) for seed in seeds]
-            results[task][name] = {**summarize(episodes), "wall_s": time.perf_counter() - start,
-                                   "fixed_depth": settings.fixed_depth,
-                                   "threshold": settings.threshold if settings.adaptive else None}  # fmt: skip
-            if progress is not None:
-                progress(task, name, results[task][name])
-        sim.close()
+    with torch.no_grad():
+        for task in tasks:
+            sim = AlohaSim(task, runner.camera_names, runner.policy.config.backbone.image_size)
+            results[task] = {}
+            for name, settings in sweep:
+                start = time.perf_counter()
+                episodes = [run_episode(runner, robot, task, seed, settings, sim) for seed in seeds]
+                results[task][name] = {**summarize(episodes), "wall_s": time.perf_counter() - start,
+                                       "fixed_depth": settings.fixed_depth,
+                                       "threshold": settings.threshold if settings.adaptive else None}  # fmt: skip
+                if progress is not None:
+                    progress(task, name, results[task][name])
+            sim.close()
     return results
 
 
