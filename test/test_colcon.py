@@ -35,6 +35,7 @@ def test_install_layout(install_prefix: Path) -> None:
     pkg = site_packages(install_prefix) / "rd_vla_ros"
     assert (pkg / "msg" / "_action_chunk.py").is_file()
     assert (pkg / "ros" / "conversions.py").is_file()
+    assert (pkg / "weights" / "embedded" / "model.safetensors").is_file()  # the default model travels along
     assert "extend_path" in (pkg / "__init__.py").read_text(), "our __init__.py must replace rosidl's empty one"
     for exe in ("rd_vla_node", "rd_vla_chunk_talker", "rd_vla_chunk_echo", "rd_vla_sim_bridge"):
         assert os.access(install_prefix / "lib" / "rd_vla_ros" / exe, os.X_OK)  # `ros2 run rd_vla_ros <exe>`
