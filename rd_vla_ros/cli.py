@@ -317,6 +317,8 @@ def train_command(args: argparse.Namespace) -> int:
 
 def sim_demos(args: argparse.Namespace) -> int:
     """Record scripted demonstrations until `--episodes` succeeded per task (existing bags are kept)."""
+    import shutil
+
     from rd_vla_ros.sim.scripted import record_demo
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -328,15 +330,11 @@ def sim_demos(args: argparse.Namespace) -> int:
                 kept += 1
             else:
                 if path.exists():  # an interrupted recording
-                    import shutil
-
                     shutil.rmtree(path)
                 demo = record_demo(task, seed, path, image_size=args.image_size, storage=args.storage)
                 if demo.success["reached"]:
                     kept += 1
                 else:
-                    import shutil
-
                     shutil.rmtree(path)
                     sys.stdout.write(f"{task} seed {seed}: the scripted demonstration failed, skipped\n")
             seed += 1

@@ -51,6 +51,12 @@ class CommandTimeline:
     def commanded_joints(self) -> list[str]:
         return [name for name, times in zip(self.joint_names, self._times, strict=True) if times]
 
+    def last_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(J,) time ns of each joint's last commanded point (-1 when none) and its position (NaN)."""
+        times = np.array([t[-1] if t else -1 for t in self._times], dtype=np.int64)
+        values = np.array([v[-1] if v else np.nan for v in self._values])
+        return times, values
+
     def span_ns(self) -> tuple[int, int] | None:
         """(first, last) command time over all joints, or None when nothing was commanded."""
         firsts = [t[0] for t in self._times if t]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +27,10 @@ from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bags import BagSource, TopicMap
 from rd_vla_ros.ros.images import resize_rgb
 from rd_vla_ros.ros.inputs import InputFeed
-from rd_vla_ros.ros.replay import ReplayError, add_command
+from rd_vla_ros.ros.replay import ReplayError, add_command, check_joint_names
 
 CACHE_VERSION = 1
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -70,7 +72,7 @@ def decode_bag(
         feed = InputFeed(assembler, JointMapper(robot.joint_names))
         timeline = CommandTimeline(robot.joint_names)
         camera_of = {topic: name for name, topic in topic_map.cameras.items() if name in camera_names}
-        missing = [c for c in camera_names if c not in topic_map.cameras.values() and c not in topic_map.cameras]
+        missing = [c for c in camera_names if c not in topic_map.cameras]
         if missing:
             raise ReplayError(f"the topic map names no topic for camera(s) {missing}")
         topics = [*camera_of, topic_map.joint_states, *topic_map.command_topics]
@@ -98,12 +100,8 @@ def decode_bag(
             if topic in camera_of:
                 why = feed.image(camera_of[topic], msg, t)
             elif topic == topic_map.joint_states:
-                missing_joints = feed.mapper.missing(list(msg.name))
-                if missing_joints:
-                    raise ReplayError(
-                        f"joint names on {topic} in '{path}' do not match the robot configuration '{robot.name}': "
-                        f"missing {missing_joints}; the bag's JointState names {list(msg.name)}"
-                    )
+                if assembler.joints.count == 0:  # names are checked until one state is accepted
+                    check_joint_names(robot, msg, topic, str(path))
                 why = feed.joint_state(msg, t)
             elif topic == topic_map.instruction_topic:
                 why = feed.instruction(msg, t)
@@ -112,6 +110,8 @@ def decode_bag(
             if why:
                 rejected[topic] = rejected.get(topic, 0) + 1
         run_ticks(bag.end_ns + 1)
+    if rejected:
+        LOG.warning("%s: rejected messages (not used for training): %s", path, rejected)
     if not stamps:
         raise ReplayError(f"no observation could be assembled from '{path}'")
     if not timeline.commanded_joints():

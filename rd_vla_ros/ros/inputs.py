@@ -15,7 +15,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
 from rd_vla_ros.joints import JointMapper, JointStateError
-from rd_vla_ros.observation import ObservationAssembler
+from rd_vla_ros.observation import Latest, ObservationAssembler
 from rd_vla_ros.ros.conversions import time_to_ns
 from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb
 
@@ -55,23 +55,21 @@ class InputFeed:
             rgb = image_to_rgb(msg) if isinstance(msg, Image) else compressed_to_rgb(msg)  # (H, W, 3) uint8
         except ImageError as err:
             return str(err)
-        stamp, why = self.stamp(time_to_ns(msg.header.stamp), now_ns)
-        if stamp is None:
-            return why
-        with self._lock:
-            self.assembler.cameras[camera].update(rgb, stamp, now_ns)
-        return None
+        return self._store(self.assembler.cameras[camera], rgb, time_to_ns(msg.header.stamp), now_ns)
 
     def joint_state(self, msg: JointState, now_ns: int) -> str | None:
         try:
             positions = self.mapper.positions(list(msg.name), list(msg.position))  # (J,)
         except JointStateError as err:
             return str(err)
-        stamp, why = self.stamp(time_to_ns(msg.header.stamp), now_ns)
+        return self._store(self.assembler.joints, positions, time_to_ns(msg.header.stamp), now_ns)
+
+    def _store(self, latest: Latest, value: object, header_ns: int, now_ns: int) -> str | None:
+        stamp, why = self.stamp(header_ns, now_ns)
         if stamp is None:
             return why
         with self._lock:
-            self.assembler.joints.update(positions, stamp, now_ns)
+            latest.update(value, stamp, now_ns)
         return None
 
     def instruction(self, msg: String | str, now_ns: int) -> str | None:

@@ -217,7 +217,7 @@ class OfflineReplay:
                     self._count(result, camera_of[topic], feed.image(camera_of[topic], msg, t))
                 elif topic == self.topic_map.joint_states:
                     if not checked_joint_names:
-                        self._check_joint_names(msg, topic)
+                        check_joint_names(self.robot, msg, topic)
                         checked_joint_names = True
                     self._count(result, "joint_states", feed.joint_state(msg, t))
                 elif topic == self.topic_map.instruction_topic:
@@ -237,14 +237,6 @@ class OfflineReplay:
         return result
 
     # ------------------------------------------------------------------------------------ inputs
-    def _check_joint_names(self, msg: JointState, topic: str) -> None:
-        missing = JointMapper(self.robot.joint_names).missing(list(msg.name))
-        if missing:
-            raise ReplayError(
-                f"joint names on {topic} do not match the robot configuration '{self.robot.name}': "
-                f"missing {missing}; the bag's JointState names {list(msg.name)}"
-            )
-
     @staticmethod
     def _count(result: ReplayResult, name: str, rejected: str | None) -> None:
         if rejected:
@@ -344,6 +336,17 @@ class OfflineReplay:
                 grid = grid[:: int(np.ceil(grid.size / 20_000))]
             result.commands_t_ns = grid
             result.commands, _ = timeline.targets(grid)
+
+
+def check_joint_names(robot: RobotDescription, msg: JointState, topic: str, source: str = "") -> None:
+    """ReplayError naming the robot's joints a recorded JointState lacks (and the names it has)."""
+    missing = JointMapper(robot.joint_names).missing(list(msg.name))
+    if missing:
+        where = f" in '{source}'" if source else ""
+        raise ReplayError(
+            f"joint names on {topic}{where} do not match the robot configuration '{robot.name}': "
+            f"missing {missing}; the bag's JointState names {list(msg.name)}"
+        )
 
 
 def add_command(timeline: CommandTimeline, kind: str, msg: Any, t: int) -> str | None:

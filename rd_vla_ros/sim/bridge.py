@@ -77,12 +77,8 @@ class TrajectoryExecutor:
     def target(self, t_ns: int) -> np.ndarray:
         """(J,) positions to reach at t_ns: interpolated, else the last point reached (held)."""
         values, valid = self.timeline.targets(np.array([t_ns]))
-        values, valid = values[0], valid[0]
-        for j, times in enumerate(self.timeline._times):
-            if valid[j]:
-                self.hold[j] = values[j]
-            elif times and t_ns > times[-1]:
-                self.hold[j] = self.timeline._values[j][-1]
+        last_t, last_v = self.timeline.last_points()  # (J,) each
+        self.hold = np.where(valid[0], values[0], np.where((last_t >= 0) & (t_ns > last_t), last_v, self.hold))
         return self.hold.copy()
 
 

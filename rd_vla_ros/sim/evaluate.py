@@ -51,7 +51,6 @@ class EpisodeResult:
     horizons: list[int] = field(default_factory=list)
     latency_s: list[float] = field(default_factory=list)
     clamps: int = 0
-    frames: list[tuple[int, np.ndarray, int, int]] = field(default_factory=list)  # (step, top image, k*, H_exec)
 
 
 def run_episode(
@@ -61,7 +60,6 @@ def run_episode(
     seed: int,
     settings: InferenceSettings,
     sim: AlohaSim | None = None,
-    keep_frames: int = 0,
     velocity_scale: float = 1.0,
 ) -> EpisodeResult:
     """One closed-loop episode of EPISODE_STEPS control steps."""
@@ -84,8 +82,6 @@ def run_episode(
         result.horizons.append(chunk.execution_horizon)
         result.latency_s.append(timing.total_s)
         result.clamps += report.total
-        if keep_frames and len(result.frames) < keep_frames:
-            result.frames.append((step, obs.images[runner.camera_names[0]], chunk.iterations, chunk.execution_horizon))
         for row in rows:
             if step >= EPISODE_STEPS:
                 break
