@@ -215,7 +215,21 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         if writer is not None:
             writer.close()
     accelerator.end_training()
+    _leave_process_group()
     return summary
+
+
+def _leave_process_group() -> None:
+    """Meet every rank, then tear the process group down while the interpreter is fully alive.
+
+    Exiting with a live gloo group leaves its worker threads holding tensors during interpreter
+    finalisation, which now and then hangs a rank forever (seen in CI, pytorch/pytorch#75097).
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _save(policy: RDVLAPolicy, optimizer: Any, ckpt: Path, cfg: TrainConfig, step: int, data: EpisodeDataset) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 
@@ -71,13 +72,23 @@ def test_resume_is_exact(bags: list[Path], tmp_path: Path) -> None:
 def test_two_processes_train_in_sync(bags: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
+    launcher = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "rd_vla_ros.cli", "train", *map(str, bags), "--out", str(out), "--steps", "4", "--batch-size", "4",
          "--log-every", "2", "--save-every", "2", "--threads", "1", "--quiet"],
-        capture_output=True, text=True, timeout=120, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    try:
+        stdout, stderr = launcher.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        # torchrun starts each rank in its own session: kill the whole tree, not just the launcher
+        tree = psutil.Process(launcher.pid).children(recursive=True)
+        for proc in [*tree, psutil.Process(launcher.pid)]:
+            proc.kill()
+        stdout, stderr = launcher.communicate()
+        pytest.fail(f"torchrun did not finish in 120 s\nstdout: {stdout[-2000:]}\nstderr: {stderr[-3000:]}")
+    assert launcher.returncode == 0, stderr[-3000:]
+    assert "trained 4 steps" in stdout
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["world_size"] == 2
     a, b = summary["rank_param_checksums"]
