@@ -18,8 +18,12 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rd_vla_ros.model.checkpoint import CheckpointError, read_config, save_policy
+
+if TYPE_CHECKING:
+    from rd_vla_ros.model.config import InferenceSettings
 
 DEFAULT_THRESHOLDS = "1e-2,3e-3,1e-3,3e-4,1e-4"
 DEFAULT_FIXED_DEPTHS = "1,2,4,8,12,16,32"
@@ -147,6 +151,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=1000, help="first held-out seed")
     ev.add_argument("--depths", default="1,2,4,8,12,16,32", help="fixed depths, comma-separated")
     ev.add_argument("--thresholds", default="1e-2,3e-3,1e-3,3e-4", help="adaptive thresholds, comma-separated")
+    ev.add_argument("--horizon", default=None, metavar="SCHEDULE[:KEY=VALUE,...]",
+                    help="execution-horizon schedule for every setting, e.g. 'fixed:h=8' or 'linear:h_min=4' "
+                         "(default: the checkpoint's, the node's default)")  # fmt: skip
     ev.add_argument("--out", type=Path, default=Path("sim_eval.json"), help="results JSON")
     ev.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")
     ev.add_argument("--threads", type=int, default=1)
@@ -356,6 +363,9 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.merge:
         return merge_sim_eval(args, argv)
+    if args.ros and args.horizon:
+        sys.stderr.write("rd-vla sim-eval: --ros runs the node's deployed settings; --horizon is in-process only\n")
+        return 2
     torch.set_num_threads(args.threads)
     try:
         checkpoint = _resolve_checkpoint(args.checkpoint)
@@ -365,7 +375,12 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         return 1
     robot = RobotDescription.from_yaml(config_path("aloha_bimanual.yaml"))
     runner = PolicyRunner(policy, robot.joint_names, list(policy.config.camera_names))
-    sweep = sweep_for(runner.settings, _ints(args.depths), _floats(args.thresholds))
+    try:
+        base = with_horizon(runner.settings, args.horizon, policy.config.head.chunk_length)
+    except ValueError as err:
+        sys.stderr.write(f"rd-vla sim-eval: --horizon: {err}\n")
+        return 2
+    sweep = sweep_for(base, _ints(args.depths), _floats(args.thresholds))
     seeds = list(range(args.seed, args.seed + args.episodes))
 
     def progress(task: str, name: str, s: dict) -> None:
@@ -382,7 +397,8 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
     from rd_vla_ros.evaluation.report import machine
 
     payload = {"command": "rd-vla " + shlex.join(argv), "checkpoint": str(checkpoint), "machine": machine(),
-               "seeds": seeds, "episodes_per_setting": len(seeds), "episode_steps": 400,
+               "horizon": {"schedule": base.horizon, **base.horizon_params}, "seeds": seeds,
+               "episodes_per_setting": len(seeds), "episode_steps": 400,
                "results": results}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(payload, indent=2) + "\n")
@@ -391,6 +407,28 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         plot_results(results, args.plots)
     sys.stdout.write(f"results: {args.out}\n")
     return 0
+
+
+def with_horizon(settings: InferenceSettings, spec: str | None, chunk_length: int) -> InferenceSettings:
+    """settings with the execution-horizon schedule SPEC ('fixed:h=8', 'linear:h_min=4', 'binary')."""
+    from dataclasses import replace
+
+    from rd_vla_ros.model.horizon import make_schedule
+
+    if not spec:
+        return settings
+    name, _, rest = spec.partition(":")
+    params: dict[str, float] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise ValueError(f"{key}: not a number: {value!r}") from None
+    make_schedule(name, chunk_length=chunk_length, **params)  # ValueError names a bad name or value
+    return replace(settings, horizon=name, horizon_params=params)
 
 
 def ros_eval(checkpoint: str, tasks: list[str], seeds: list[int], rtf: float, progress) -> dict:

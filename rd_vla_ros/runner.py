@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -101,6 +101,26 @@ class PolicyRunner:
         total = time.perf_counter() - start
         chunk.inference_latency_s = total
         return chunk, RunnerTiming(preprocess, prediction.backbone_latency_s, prediction.head_latency_s, total)
+
+    def warm_up(self, instruction: str, runs: int = 2) -> list[float]:
+        """Run the whole inference `runs` times on a blank observation at the deepest setting
+        (max_iterations), so the first real chunk does not pay for lazy allocation, kernel selection,
+        onnxruntime's first-run graph work or CUDA context set-up. Returns each run's seconds."""
+        size = self.policy.config.backbone.image_size
+        obs = Observation(
+            images={name: np.zeros((size, size, 3), dtype=np.uint8) for name in self.camera_names},
+            joint_positions=np.zeros(len(self.joint_names)),
+            instruction=instruction,
+            stamp_ns=0,
+        )
+        settings = self.settings
+        deepest = replace(settings, fixed_depth=settings.max_iterations)
+        seconds = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            self.run(obs, settings=deepest)
+            seconds.append(time.perf_counter() - start)
+        return seconds
 
     def head(self, encoded: EncodedObservation, settings: InferenceSettings, stamp_ns: int) -> ChunkPrediction:
         """The recurrent head on an encoded observation of batch one.

@@ -45,6 +45,7 @@ class NodeStats:
         self.holds = 0
         self.invalid_outputs = 0
         self.dropped_chunks = 0  # computed but not commanded (motion disabled / deactivated meanwhile)
+        self.warmup_ms: list[float] = []  # each warm-up inference at activation
 
     def record_chunk(self, latency_s: float, iterations: int, converged: bool) -> None:
         self.chunks += 1

@@ -6,6 +6,14 @@ horizon schedules: for the same observation and seed, torch and onnxruntime halt
 
 The active execution providers are those the sessions report (`providers`), not the available ones:
 asking for CUDA on a machine without it silently falls back to CPU, and the node logs what it got.
+
+With I/O binding (the default) nothing crosses the host/device boundary between iterations: encode's
+outputs stay where the provider put them (OrtValues, bound once as the head step's inputs), and the
+scratchpad and chunk of every iteration are torch tensors on the provider's device whose memory
+onnxruntime reads and writes in place. The halting check runs in torch on that device, so what is read
+back per iteration is the one "all halted?" flag; the chunk is copied to the host once, at the end.
+Where torch cannot allocate on the provider's device (CPU-only torch next to onnxruntime-gpu) the
+tensors live on the host and onnxruntime copies them, as without binding.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from torch import nn
 
 from rd_vla_ros.model.config import InferenceSettings, RDVLAConfig
 from rd_vla_ros.model.halting import make_criterion
-from rd_vla_ros.model.head import adaptive_loop
+from rd_vla_ros.model.head import StepFn, adaptive_loop
 from rd_vla_ros.model.horizon import make_schedule
 from rd_vla_ros.model.policy import ChunkPrediction
 from rd_vla_ros.model.serialization import from_dict
@@ -37,21 +45,23 @@ class ExportError(ValueError):
 
 @dataclass
 class OnnxEncoded:
-    """What encode.onnx produced for a batch (numpy arrays, fed back to head_step.onnx)."""
+    """What encode.onnx produced for a batch, fed back to head_step.onnx: numpy arrays, or OrtValues
+    left on the provider's device when the policy uses I/O binding."""
 
-    outputs: dict[str, np.ndarray]
+    outputs: dict[str, Any]
     backbone_latency_s: float
 
     @property
     def batch_size(self) -> int:
-        return int(self.outputs["s_pre"].shape[0])
+        s_pre = self.outputs["s_pre"]
+        return int((s_pre.shape() if callable(s_pre.shape) else s_pre.shape)[0])
 
 
 class OnnxPolicy:
     """Loads encode.onnx + head_step.onnx + manifest.json written by rd_vla_ros.export.onnx.export."""
 
     def __init__(self, directory: str | Path, providers: tuple[str, ...] | list[str] = DEFAULT_PROVIDERS,
-                 threads: int = 0) -> None:  # fmt: skip
+                 threads: int = 0, io_binding: bool = True) -> None:  # fmt: skip
         import onnxruntime as ort
 
         directory = Path(directory)
@@ -83,6 +93,11 @@ class OnnxPolicy:
         self.scratchpad_scale = float(self.manifest["scratchpad_scale"])
         self.step_inputs = [i.name for i in self.sessions["head_step"].get_inputs()]
         self.device = torch.device("cpu")  # tensors handed to the runner live on the host
+        self.io_binding = io_binding
+        on_cuda = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+        # where the bound scratchpad, chunk and conditioning live across iterations
+        self.work_device = torch.device("cuda", 0) if on_cuda and torch.cuda.is_available() else torch.device("cpu")
+        self._ort_device = ("cuda", 0) if on_cuda else ("cpu", 0)
 
     def eval(self) -> OnnxPolicy:
         return self
@@ -103,9 +118,18 @@ class OnnxPolicy:
             "proprio": _np(obs["proprio"], np.float32),
         }
         session = self.sessions["encode"]
-        values = session.run(None, feeds)
-        outputs = {o.name: v for o, v in zip(session.get_outputs(), values, strict=True)}
-        return OnnxEncoded(outputs, time.perf_counter() - start)
+        names = [o.name for o in session.get_outputs()]
+        if self.io_binding:
+            binding = session.io_binding()
+            for name, value in feeds.items():
+                binding.bind_cpu_input(name, value)
+            for name in names:
+                binding.bind_output(name, *self._ort_device)  # allocated on the device, left there
+            session.run_with_iobinding(binding)
+            values = binding.get_outputs()
+        else:
+            values = session.run(None, feeds)
+        return OnnxEncoded(dict(zip(names, values, strict=True)), time.perf_counter() - start)
 
     def run_head(
         self, encoded: OnnxEncoded, settings: InferenceSettings | None = None, generator: torch.Generator | None = None
@@ -118,23 +142,74 @@ class OnnxPolicy:
         nn.init.trunc_normal_(z, mean=0.0, std=1.0, a=-3.0, b=3.0, generator=generator)
         state = z * self.scratchpad_scale  # (B, K, D), as RecurrentDepthHead.initialize_state
         fixed = {k: v for k, v in encoded.outputs.items() if k in self.step_inputs}
-        zeros = np.zeros((b, h.chunk_length, h.action_dim), dtype=np.float32)
-        session = self.sessions["head_step"]
-
-        def step(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            new_state, actions, _, _ = session.run(None, {"state": s.numpy(), "prev_actions": zeros, **fixed})
-            return torch.from_numpy(new_state), torch.from_numpy(actions)
-
+        step = self._bound_step(fixed, b) if self.io_binding else self._plain_step(fixed, b)
         lo, hi = settings.iteration_bounds
         name = settings.halting if settings.adaptive else "fixed"
         out = adaptive_loop(
-            step, state, make_criterion(name, settings.threshold if settings.adaptive else None), lo, hi
-        )
+            step, state.to(self.work_device), make_criterion(name, settings.threshold if settings.adaptive else None),
+            lo, hi,
+        )  # fmt: skip
+        out = out.to(self.device)  # the one copy to the host
         actions = out.actions * self.action_std + self.action_mean  # (B, K, A) raw units
         schedule = make_schedule(settings.horizon, chunk_length=h.chunk_length, **settings.horizon_params)
         horizon = torch.as_tensor(np.asarray(schedule(out.iterations.numpy())), dtype=torch.long)
         return ChunkPrediction(actions, out.iterations, out.converged, out.residual_trace, out.final_residual,
                                horizon, settings, encoded.backbone_latency_s, time.perf_counter() - start)  # fmt: skip
+
+    def _plain_step(self, fixed: dict[str, np.ndarray], b: int) -> StepFn:
+        """One head iteration through session.run: numpy in, numpy out, host memory every time."""
+        h = self.config.head
+        session = self.sessions["head_step"]
+        zeros = np.zeros((b, h.chunk_length, h.action_dim), dtype=np.float32)
+
+        def step(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            new_state, actions, _, _ = session.run(None, {"state": s.numpy(), "prev_actions": zeros, **fixed})
+            return torch.from_numpy(new_state), torch.from_numpy(actions)
+
+        return step
+
+    def _bound_step(self, fixed: dict[str, Any], b: int) -> StepFn:
+        return _BoundHeadStep(self.sessions["head_step"], fixed, b, self.config.head.chunk_length,
+                              self.config.head.action_dim, self.work_device)  # fmt: skip
+
+
+class _BoundHeadStep:
+    """One head iteration with I/O binding: the cached conditioning is bound once; each call binds the
+    scratchpad S_{k-1} and fresh output tensors (S_k, a_k) on the work device by pointer. Every tensor
+    bound by pointer is an attribute, so it lives as long as the binding that points at it."""
+
+    def __init__(self, session: Any, fixed: dict[str, Any], b: int, chunk: int, action_dim: int,
+                 device: torch.device) -> None:  # fmt: skip
+        self.session, self.device, self.action_shape = session, device, (b, chunk, action_dim)
+        self.where = ("cuda", device.index or 0) if device.type == "cuda" else ("cpu", 0)
+        self.binding = session.io_binding()
+        self.fixed = fixed
+        for name, value in fixed.items():
+            if isinstance(value, np.ndarray):
+                self.binding.bind_cpu_input(name, value)
+            else:
+                self.binding.bind_ortvalue_input(name, value)
+        self.zeros = torch.zeros(self.action_shape, device=device)  # (B, K, A) prev_actions, unused by the loop
+        self.raw_actions = torch.empty_like(self.zeros)  # (B, K, A) output the loop does not read
+        self.action_mse = torch.empty(b, device=device)  # (B,) idem
+        self._bind(self.binding.bind_input, "prev_actions", self.zeros)
+        self._bind(self.binding.bind_output, "raw_actions", self.raw_actions)
+        self._bind(self.binding.bind_output, "action_mse", self.action_mse)
+        self.state = self.new_state = self.actions = self.zeros
+
+    def __call__(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.state = s.contiguous()  # (B, K, D)
+        self.new_state = torch.empty_like(self.state)  # fresh: the loop keeps S_{k-1} and a_{k-1} alive
+        self.actions = torch.empty(self.action_shape, device=self.device)  # (B, K, A)
+        self._bind(self.binding.bind_input, "state", self.state)
+        self._bind(self.binding.bind_output, "new_state", self.new_state)
+        self._bind(self.binding.bind_output, "actions", self.actions)
+        self.session.run_with_iobinding(self.binding)
+        return self.new_state, self.actions
+
+    def _bind(self, method: Any, name: str, tensor: torch.Tensor) -> None:
+        """Bind a contiguous float32 tensor's memory to a graph input or output by pointer."""
+        method(name, *self.where, np.float32, list(tensor.shape), tensor.data_ptr())
 
 
 def _np(value: Any, dtype: type) -> np.ndarray:

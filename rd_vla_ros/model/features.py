@@ -49,6 +49,17 @@ class BackboneFeatures:
             self.num_vision_tokens,
         )
 
+    def float(self) -> BackboneFeatures:
+        """Hidden states as float32 (the head's dtype), whatever dtype the backbone ran in."""
+        return BackboneFeatures(
+            self.mid_task.float(),
+            self.mid_latent.float(),
+            self.last_task.float(),
+            self.last_latent.float(),
+            self.task_mask,
+            self.num_vision_tokens,
+        )
+
     def select(self, index: torch.Tensor | slice) -> BackboneFeatures:
         """Rows `index` of the batch (used to run one sample of a batch on its own)."""
         return BackboneFeatures(

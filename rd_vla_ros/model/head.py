@@ -45,6 +45,11 @@ class HeadOutput:
     residual_trace: torch.Tensor
     final_residual: torch.Tensor
 
+    def to(self, device: torch.device) -> HeadOutput:
+        """The same result on `device` (one copy per field; no-op where it already is)."""
+        return HeadOutput(*(t.to(device) for t in (self.actions, self.iterations, self.converged,
+                                                   self.residual_trace, self.final_residual)))  # fmt: skip
+
 
 class RecurrentDepthHead(nn.Module):
     def __init__(self, config: HeadConfig) -> None:

@@ -98,12 +98,23 @@ class RDVLAPolicy(nn.Module):
         """Run the backbone once for a batch of observations."""
         start = time.perf_counter()
         ids, mask = self._instruction_tensors(obs)
-        images = obs["images"].to(self.device)  # (B, C, 3, H, W)
+        backbone_dtype = self.backbone.latent_tokens.dtype  # float32, or bfloat16 after half_backbone()
+        images = obs["images"].to(self.device, backbone_dtype)  # (B, C, 3, H, W)
         trainable = self.training and any(p.requires_grad for p in self.backbone.parameters())
         with torch.set_grad_enabled(trainable):
             features = self.backbone(images, ids, mask)
+        if backbone_dtype != torch.float32:
+            features = features.float()  # the head, its cached keys/values and halting stay float32
         proprio = self.proprio_normalizer.normalize(obs["proprio"].to(self.device, torch.float32))  # (B, P)
         return EncodedObservation(features, proprio, time.perf_counter() - start)
+
+    def half_backbone(self, dtype: torch.dtype = torch.bfloat16) -> RDVLAPolicy:
+        """Run the backbone (by far the larger part, once per observation) in `dtype` for inference;
+        the recurrent head stays float32, so halting sees the same residual scale. Returns self."""
+        if dtype not in (torch.float32, torch.bfloat16, torch.float16):
+            raise ValueError(f"backbone dtype must be float32, bfloat16 or float16, got {dtype}")
+        self.backbone.to(dtype)
+        return self
 
     # --------------------------------------------------------------------------------- training
     def forward(self, batch: dict[str, Any], step: int | None = None, rank: int = 0) -> tuple[torch.Tensor, dict]:

@@ -106,8 +106,10 @@ class RDVLANode(LifecycleNode):
                 policy = OnnxPolicy(directory, providers, P.torch_threads(self.values["torch_threads"]))
                 self.runtime_name = f"onnxruntime {','.join(policy.providers)}"
             else:
-                policy = load_policy(directory, device)
-                self.runtime_name = f"torch {device}"
+                policy = load_policy(directory, device).half_backbone(getattr(torch, self.values["backbone_dtype"]))
+                self.runtime_name = f"torch {device}" + (
+                    f" (backbone {self.values['backbone_dtype']})" if self.values["backbone_dtype"] != "float32" else ""
+                )
             self.runner = PolicyRunner(
                 policy, self.robot.joint_names, self.values["camera_names"], P.inference_settings(self.values)
             )
@@ -131,6 +133,19 @@ class RDVLANode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stats = NodeStats()
+        if self.runner is not None and self.values["warmup_runs"] > 0:
+            try:
+                with torch.no_grad():
+                    seconds = self.runner.warm_up(self.values["instruction"], self.values["warmup_runs"])
+            except (RuntimeError, ValueError) as err:  # a model that cannot run must not be activated
+                self.get_logger().error(f"activate: warm-up inference failed: {err}")
+                return TransitionCallbackReturn.FAILURE
+            self.stats.warmup_ms = [s * 1e3 for s in seconds]
+            self.get_logger().info(
+                f"warm-up: {len(seconds)} inferences at {self.runner.settings.max_iterations} iterations, "
+                + ", ".join(f"{s * 1e3:.1f}" for s in seconds)
+                + " ms"
+            )
         self._sequence = 0
         self._next_due_ns = 0
         self._last_command_ns = self._now()
@@ -411,6 +426,7 @@ class RDVLANode(LifecycleNode):
             KeyValue(key="chunks", value=str(s.chunks)),
             KeyValue(key="latency p50 ms", value=f"{s.latency_ms(50):.2f}"),
             KeyValue(key="latency p99 ms", value=f"{s.latency_ms(99):.2f}"),
+            KeyValue(key="warm-up ms", value=", ".join(f"{m:.1f}" for m in s.warmup_ms) or "none"),
             KeyValue(key="iterations histogram", value=s.iteration_histogram()),
             KeyValue(key="mean iterations", value=f"{s.mean_iterations():.2f}"),
             KeyValue(key="converged share", value=f"{s.converged_share():.3f}"),

@@ -82,8 +82,13 @@ PARAMS: list[ParamSpec] = [
               "falling back to CPU)", read_only=True),
     ParamSpec("runtime", "torch", "inference runtime: torch (checkpoint directory) or onnxruntime (a directory "
               "written by `rd-vla export`)", read_only=True, choices=("torch", "onnxruntime")),
+    ParamSpec("backbone_dtype", "float32", "dtype the backbone runs in (runtime torch): bfloat16 halves its memory "
+              "and, on a GPU, its latency; the recurrent head stays float32", read_only=True,
+              choices=("float32", "bfloat16", "float16")),
     ParamSpec("torch_threads", 0, "torch intra-op CPU threads; 0 = auto (cores - 1, at least 1: one core stays "
               "free for DDS and callbacks)", read_only=True, low=0, high=256),
+    ParamSpec("warmup_runs", 2, "inferences on a blank observation at max_iterations when the node activates, so "
+              "the first real chunk is not slow (0 = none)", read_only=True, low=0, high=100),
     ParamSpec("robot_description", "aloha_bimanual.yaml", "robot description YAML: a path, or a file name in the "
               "package's config/", read_only=True),
     ParamSpec("camera_names", ["top", "left_wrist"], "camera names, in the checkpoint's order", read_only=True),
@@ -150,6 +155,8 @@ def validate(values: dict[str, Any]) -> str:
         return str(err)
     if len(values["camera_topics"]) != len(values["camera_names"]):
         return "camera_topics and camera_names must have the same length"
+    if values["runtime"] != "torch" and values["backbone_dtype"] != "float32":
+        return f"backbone_dtype {values['backbone_dtype']} needs runtime torch (an ONNX export is float32)"
     return ""
 
 

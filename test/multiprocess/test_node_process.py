@@ -239,6 +239,8 @@ def test_after_the_malformed_burst_nothing_was_built_from_it_and_the_node_lives(
     t1 = time.monotonic()
     assert wait_for(lambda: len(harness.since(harness.chunks, t1)) >= 2, 15), "".join(harness.log[-20:])
     assert wait_for(lambda: any(_rejected(d) > 0 for d in harness.diagnostics[-3:]), 5)
+    warmup = [kv.value for s in harness.diagnostics[-1].status for kv in s.values if kv.key == "warm-up ms"]
+    assert len(warmup) == 1 and len(warmup[0].split(", ")) == 2, warmup  # two warm-up inferences at activation
     ok = wait_for(lambda: any("rejected joint_states message" in line for line in harness.log), 5)
     assert ok, "".join(line for line in harness.log if "WARN" in line or "ERROR" in line)[-3000:]
 

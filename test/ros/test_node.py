@@ -95,6 +95,7 @@ def test_lifecycle_configure_fails_with_a_reason_then_succeeds(ros_context, chec
     assert good.runner is not None and good.runner.policy.config.head.action_dim == 14
     assert good.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert good._worker is not None and good._worker.is_alive()
+    assert len(good.stats.warmup_ms) == 2 and all(m > 0 for m in good.stats.warmup_ms)  # warmup_runs default
     # runtime change while active goes straight to the runner
     assert good.set_parameters([Parameter("halting.threshold", value=0.2)])[0].successful
     assert good.runner.settings.threshold == 0.2
@@ -117,6 +118,23 @@ def test_default_embedded_checkpoint_is_shipped_and_loads(ros_context) -> None:
     node = RDVLANode(context=ros_context)  # checkpoint: embedded (the default)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     node.destroy_node()
+
+
+def test_backbone_dtype_parameter(ros_context, checkpoint: Path) -> None:
+    node = RDVLANode(context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=str(checkpoint)), Parameter("backbone_dtype", value="bfloat16")])  # fmt: skip
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.runtime_name == "torch cpu (backbone bfloat16)"
+    assert str(node.runner.policy.backbone.latent_tokens.dtype) == "torch.bfloat16"
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # warm-up ran through the bf16 backbone
+    node.trigger_deactivate()
+    node.trigger_cleanup()
+    node.destroy_node()
+    overrides = [Parameter("runtime", value="onnxruntime"), Parameter("backbone_dtype", value="bfloat16")]
+    onnx = RDVLANode(context=ros_context, parameter_overrides=overrides)
+    assert P.validate(onnx.values) == "backbone_dtype bfloat16 needs runtime torch (an ONNX export is float32)"
+    assert onnx.trigger_configure() == TransitionCallbackReturn.FAILURE
+    onnx.destroy_node()
 
 
 def test_joint_trajectory_for_the_controller() -> None:
@@ -144,5 +162,9 @@ def test_onnxruntime_runtime_is_selected_by_parameter(ros_context, checkpoint: P
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert isinstance(node.runner.policy, OnnxPolicy)
     assert node.runtime_name == "onnxruntime CPUExecutionProvider"  # the session's active provider
+    assert node.set_parameters([Parameter("warmup_runs", value=1)])[0].successful is False  # read-only
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # warm-up through onnxruntime
+    assert len(node.stats.warmup_ms) == 2
+    node.trigger_deactivate()
     node.trigger_cleanup()
     node.destroy_node()

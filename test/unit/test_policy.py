@@ -175,3 +175,24 @@ def test_inference_settings_validation() -> None:
     with pytest.raises(ValueError, match="max_iterations must be >= min_iterations"):
         InferenceSettings(min_iterations=5, max_iterations=4)
     assert InferenceSettings(fixed_depth=12).iteration_bounds == (12, 12)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_backbone_keeps_the_head_float32_and_the_chunk_close(dtype: torch.dtype) -> None:
+    from rd_vla_ros.paths import embedded_checkpoint
+
+    full = load_policy(embedded_checkpoint())
+    half = load_policy(embedded_checkpoint()).half_backbone(dtype)
+    assert half.backbone.latent_tokens.dtype == dtype
+    assert all(p.dtype == torch.float32 for p in half.head.parameters())
+    obs = observation()
+    enc_full, enc_half = full.encode(obs), half.encode(obs)
+    assert enc_half.features.last_task.dtype == torch.float32  # handed to the head as float32
+    rel = (enc_half.features.last_task - enc_full.features.last_task).norm() / enc_full.features.last_task.norm()
+    assert 0 < float(rel) < 0.02, float(rel)  # really ran in half precision, and stayed close (bf16: 0.007)
+    settings = InferenceSettings(fixed_depth=12)
+    a = full.run_head(enc_full, settings, torch.Generator().manual_seed(0)).actions
+    b = half.run_head(enc_half, settings, torch.Generator().manual_seed(0)).actions
+    assert float((a - b).abs().max()) < 0.01  # rad (grippers: normalised opening); bf16: 0.003
+    with pytest.raises(ValueError, match="backbone dtype"):
+        half.half_backbone(torch.int8)
