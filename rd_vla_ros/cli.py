@@ -128,6 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
     tr.add_argument("--depth-mean", type=float, default=None, help="mean training recurrence (default: 32)")
     tr.add_argument("--shift", type=int, default=4, help="random-shift augmentation in pixels (0 = off)")
+    tr.add_argument("--patch-size", type=int, default=None, help="vision patch size in pixels (default: the preset's)")
+    tr.add_argument("--proprio-dropout", type=float, default=0.0,
+                    help="share of samples trained without joint positions (forces use of the cameras)")  # fmt: skip
     tr.add_argument("--log-every", type=int, default=50)
     tr.add_argument("--save-every", type=int, default=1000)
     tr.add_argument("--topic-map", default=None, help="topic map YAML (default: config/topic_map_aloha.yaml)")
@@ -306,7 +309,8 @@ def train_command(args: argparse.Namespace) -> int:
         cfg = TrainConfig(
             bags=[str(b) for b in args.bags], out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed, preset=args.preset,
-            depth_mean=args.depth_mean, shift=args.shift, log_every=args.log_every, save_every=args.save_every,
+            depth_mean=args.depth_mean, shift=args.shift, proprio_dropout=args.proprio_dropout,
+            patch_size=args.patch_size, log_every=args.log_every, save_every=args.save_every,
             topic_map=args.topic_map, params=args.params, cache_dir=args.cache_dir,
         )  # fmt: skip
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)

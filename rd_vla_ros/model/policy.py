@@ -127,6 +127,9 @@ class RDVLAPolicy(nn.Module):
             step = self._train_step
         self._train_step = step + 1
         encoded = self.encode(batch)
+        if "proprio_keep" in batch:  # proprio dropout: these samples see the normalised mean (zeros)
+            keep = batch["proprio_keep"].to(self.device, torch.float32).unsqueeze(1)  # (B, 1)
+            encoded = EncodedObservation(encoded.features, encoded.proprio * keep, encoded.backbone_latency_s)
         depth = sample_depth(self.config.depth, step, rank)
         no_grad_iterations, grad_iterations = split_depth(self.config.depth, depth)
         # the scratchpad noise, like the depth, is a function of (step, rank): resumable, reproducible

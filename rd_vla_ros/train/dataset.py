@@ -51,14 +51,21 @@ class EpisodeDataset:
         """(M, J) every recorded target row (for the action normaliser)."""
         return self.actions[~self.action_is_pad]
 
-    def batch(self, batch_size: int, seed: int, step: int, rank: int = 0) -> dict[str, Any]:
-        """A training batch drawn from (seed, step, rank)."""
+    def batch(
+        self, batch_size: int, seed: int, step: int, rank: int = 0, proprio_dropout: float = 0.0
+    ) -> dict[str, Any]:
+        """A training batch drawn from (seed, step, rank). With proprio_dropout > 0, that share of the
+        samples gets `proprio_keep` False: the policy then sees no joint positions for them."""
         rng = np.random.default_rng([seed, step, rank])
         idx = self.indices[rng.integers(0, self.indices.size, size=batch_size)]  # (B,)
         images = torch.from_numpy(self.images[idx]).permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, C, 3, S, S)
         if self.shift > 0:
             images = random_shift(images, self.shift, rng)
+        extra = {}
+        if proprio_dropout > 0:
+            extra["proprio_keep"] = torch.from_numpy(rng.random(batch_size) >= proprio_dropout)  # (B,)
         return {
+            **extra,
             "images": images,
             "proprio": torch.from_numpy(self.proprio[idx]),
             "actions": torch.from_numpy(self.actions[idx]),

@@ -52,6 +52,8 @@ class TrainConfig:
     train_backbone: bool | None = None  # None: train it unless it has pretrained weights (tiny: yes)
     depth_mean: float | None = None  # None: the paper's 32
     shift: int = 4
+    patch_size: int | None = None  # None: the preset's (tiny: 16 px); smaller = more vision tokens per camera
+    proprio_dropout: float = 0.0  # share of samples trained without joint positions (forces use of the cameras)
     log_every: int = 50
     save_every: int = 1000
     topic_map: str | None = None
@@ -64,6 +66,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.proprio_dropout < 1.0:
+            raise ValueError(f"proprio_dropout must be in [0, 1), got {self.proprio_dropout}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
 
@@ -108,6 +112,8 @@ def new_policy(cfg: TrainConfig) -> RDVLAPolicy:
         overrides["freeze"] = not cfg.train_backbone
     elif cfg.preset == "tiny":
         overrides["freeze"] = False  # random init: nothing to keep frozen
+    if cfg.patch_size is not None:
+        overrides["patch_size"] = cfg.patch_size
     config = make_config(cfg.preset, **overrides)
     if cfg.depth_mean is not None:
         config.depth = DepthSamplerConfig(mean=cfg.depth_mean)
@@ -169,7 +175,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     tic = time.perf_counter()
     info: dict[str, Any] = {}
     for step in range(start, cfg.steps):
-        batch = dataset.batch(cfg.batch_size, cfg.seed, step, rank)
+        batch = dataset.batch(cfg.batch_size, cfg.seed, step, rank, cfg.proprio_dropout)
         if first_index_sum is None:
             first_index_sum = int(batch["index"].sum())
         for group in optimizer.param_groups:

@@ -105,3 +105,46 @@ def test_a_bag_without_commands_is_a_clear_error(tmp_path: Path, capsys: pytest.
     assert train([bag], tmp_path / "run", 1) == 1
     err = capsys.readouterr().err
     assert err.startswith("rd-vla train: ") and "lacks topic(s)" in err
+
+
+def test_proprio_dropout_hides_the_joints_of_the_drawn_samples(bags: list[Path], tmp_path: Path) -> None:
+    from rd_vla_ros.train.dataset import EpisodeDataset
+    from rd_vla_ros.train.trainer import TrainConfig, load_dataset
+
+    cfg = TrainConfig(bags=[str(b) for b in bags], out=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+    data: EpisodeDataset = load_dataset(cfg, ["top", "left_wrist"], 64, 8, 0.02, False)
+    plain = data.batch(64, seed=0, step=5)
+    dropped = data.batch(64, seed=0, step=5, proprio_dropout=0.5)
+    assert "proprio_keep" not in plain and torch.equal(plain["index"], dropped["index"])  # same draw
+    keep = dropped["proprio_keep"]
+    assert torch.equal(keep, data.batch(64, seed=0, step=5, proprio_dropout=0.5)["proprio_keep"])  # reproducible
+    assert 0.25 < float(keep.float().mean()) < 0.75
+    # a dropped sample trains exactly as if its joints were at the normalisation mean
+    policy = load_policy(init_checkpoint_dir(tmp_path))
+    policy.proprio_normalizer.fit(torch.from_numpy(data.proprio))
+    batch = {**plain, "proprio_keep": torch.zeros(64, dtype=torch.bool)}
+    at_mean = {**plain, "proprio": policy.proprio_normalizer.mean.expand(64, -1).clone()}
+    with torch.no_grad():
+        loss_dropped, _ = policy(batch, step=3)
+        loss_mean, _ = policy(at_mean, step=3)
+        loss_seen, _ = policy(plain, step=3)
+    torch.testing.assert_close(loss_dropped, loss_mean, rtol=1e-5, atol=1e-6)
+    assert float(loss_dropped) != float(loss_seen)
+    with pytest.raises(ValueError, match="proprio_dropout"):
+        TrainConfig(bags=["x"], out="y", proprio_dropout=1.0)
+
+
+def test_patch_size_option_sets_the_vision_tokens() -> None:
+    from rd_vla_ros.train.trainer import TrainConfig, new_policy
+
+    policy = new_policy(TrainConfig(bags=["x"], out="y", patch_size=8))
+    assert policy.config.backbone.patch_size == 8 and policy.config.backbone.patches_per_camera == 64  # (64 / 8)^2
+    assert new_policy(TrainConfig(bags=["x"], out="y")).config.backbone.patches_per_camera == 16
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        new_policy(TrainConfig(bags=["x"], out="y", patch_size=7))
+
+
+def init_checkpoint_dir(tmp_path: Path) -> Path:
+    from rd_vla_ros.cli import init_checkpoint
+
+    return init_checkpoint(tmp_path / "ckpt", "tiny", seed=0)
