@@ -153,7 +153,7 @@ class PolicyRunner:
             max_iterations=hi,
             converged=bool(prediction.converged[index]),
             halting_strategy=settings.halting if settings.adaptive else "fixed",
-            halting_threshold=float(settings.threshold or 0.0) if settings.adaptive else 0.0,
+            halting_threshold=settings.effective_threshold or 0.0,
             halting_residual=float(prediction.final_residual[index]),
             residual_trace=trace,
             backbone_latency_s=prediction.backbone_latency_s,

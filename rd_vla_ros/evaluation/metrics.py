@@ -91,7 +91,7 @@ class SettingStats:
         return {
             "name": self.name,
             "halting": s.halting if s.adaptive else "fixed",
-            "threshold": s.threshold if s.adaptive else None,
+            "threshold": s.effective_threshold,
             "fixed_depth": s.fixed_depth,
             "min_iterations": s.iteration_bounds[0],
             "max_iterations": s.iteration_bounds[1],

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from rd_vla_ros.model.backbone_config import BackboneConfig
 from rd_vla_ros.model.depth import DepthSamplerConfig
+from rd_vla_ros.model.halting import make_criterion
 from rd_vla_ros.model.head_config import HeadConfig
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -18,7 +19,8 @@ class InferenceSettings:
 
     Attributes:
         halting: halting criterion name (see rd_vla_ros.model.halting), e.g. "action_mse".
-        threshold: the criterion's threshold (delta for action_mse); None = the criterion's default.
+        threshold: the criterion's threshold (delta for action_mse); None = the criterion's default
+            (action_mse 1e-3, cosine 0.999, latent_change 0.01); see `effective_threshold`.
         min_iterations / max_iterations: bounds on k* (the official code caps at 32).
         fixed_depth: > 0 runs exactly this many iterations (no halting); 0 = adaptive.
         horizon: execution-horizon schedule name (see rd_vla_ros.model.horizon): "linear", "binary", "fixed".
@@ -26,7 +28,7 @@ class InferenceSettings:
     """
 
     halting: str = "action_mse"
-    threshold: float | None = 1e-3
+    threshold: float | None = None
     min_iterations: int = 1
     max_iterations: int = 32
     fixed_depth: int = 0
@@ -36,6 +38,7 @@ class InferenceSettings:
     def __post_init__(self) -> None:
         if self.threshold is not None and not (math.isfinite(self.threshold) and self.threshold > 0):
             raise ValueError(f"InferenceSettings.threshold must be finite and > 0, got {self.threshold}")
+        make_criterion(self.halting, self.threshold)  # ValueError: unknown strategy, or a threshold not of its scale
         if self.min_iterations < 1:
             raise ValueError(f"InferenceSettings.min_iterations must be >= 1, got {self.min_iterations}")
         if self.max_iterations < self.min_iterations:
@@ -45,6 +48,11 @@ class InferenceSettings:
             )
         if self.fixed_depth < 0:
             raise ValueError(f"InferenceSettings.fixed_depth must be >= 0 (0 = adaptive), got {self.fixed_depth}")
+
+    @property
+    def effective_threshold(self) -> float | None:
+        """The threshold the criterion runs with (its default when `threshold` is None); None when fixed."""
+        return make_criterion(self.halting, self.threshold).threshold if self.adaptive else None
 
     @property
     def adaptive(self) -> bool:

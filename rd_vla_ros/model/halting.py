@@ -20,16 +20,25 @@ from torch import Tensor
 
 
 class HaltingCriterion:
-    """Base class. Subclasses set `name`, `default_threshold` and implement `residual`."""
+    """Base class. Subclasses set `name`, `default_threshold`, `threshold_range` and implement `residual`.
+
+    `threshold_range` (low, high] is where a threshold means something for the criterion: a residual
+    of another criterion's scale (an action MSE of 1e-3 given to cosine similarity, which would then
+    halt at the first check) is refused with the criterion's default named."""
 
     name: ClassVar[str]
     default_threshold: ClassVar[float]
+    threshold_range: ClassVar[tuple[float, float]] = (0.0, 0.5)
     higher_is_converged: ClassVar[bool] = False
 
     def __init__(self, threshold: float | None = None) -> None:
         threshold = self.default_threshold if threshold is None else float(threshold)
-        if not (math.isfinite(threshold) and threshold > 0):
-            raise ValueError(f"halting '{self.name}': threshold must be finite and > 0, got {threshold}")
+        low, high = self.threshold_range
+        if not (math.isfinite(threshold) and low < threshold <= high):
+            raise ValueError(
+                f"halting '{self.name}': threshold must be in ({low:g}, {high:g}], got {threshold:g} "
+                f"(its default: {self.default_threshold:g})"
+            )
         self.threshold = threshold
 
     def residual(
@@ -56,12 +65,8 @@ class ActionMSE(HaltingCriterion):
 class Cosine(HaltingCriterion):
     name = "cosine"
     default_threshold = 0.999
+    threshold_range = (0.5, 1.0)  # a similarity: below 0.5 two chunks are barely alike
     higher_is_converged = True
-
-    def __init__(self, threshold: float | None = None) -> None:
-        super().__init__(threshold)
-        if self.threshold > 1:
-            raise ValueError(f"halting 'cosine': threshold must be in (0, 1], got {self.threshold}")
 
     def residual(self, prev_actions: Tensor, actions: Tensor, prev_state: Tensor, state: Tensor) -> Tensor:
         return F.cosine_similarity(actions.flatten(1), prev_actions.flatten(1), dim=1, eps=1e-8)  # (B,)

@@ -69,6 +69,9 @@ class RDVLANode(LifecycleNode):
         self.feed: InputFeed | None = None
         self.runtime_name = "none"  # e.g. "torch cpu", "onnxruntime CUDAExecutionProvider,CPUExecutionProvider"
         self._lock = threading.Lock()  # guards the assembler's latest inputs
+        # makes "motion enabled? then publish" one step against disabling motion (which publishes a hold):
+        # without it a trajectory the worker was about to send could follow the hold. Taken before _lock.
+        self._command_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -298,17 +301,18 @@ class RDVLANode(LifecycleNode):
         if reason:
             self.get_logger().warning(f"rejected parameter change: {reason}")
             return SetParametersResult(successful=False, reason=reason)
-        was_enabled = self.values["motion_enabled"]
-        self.values = proposed
-        if self.runner is not None:
-            self.runner.settings = P.inference_settings(proposed)
-        if self.assembler is not None:
-            with self._lock:
-                self.assembler.limits = P.assembly_limits(proposed)
-                if "instruction" in changes and proposed["instruction"]:
-                    self.assembler.instruction.update(proposed["instruction"], self._now(), self._now())
-        if was_enabled and not proposed["motion_enabled"] and self._active:
-            self._publish_hold("motion disabled")
+        with self._command_lock:
+            was_enabled = self.values["motion_enabled"]
+            self.values = proposed
+            if self.runner is not None:
+                self.runner.settings = P.inference_settings(proposed)
+            if self.assembler is not None:
+                with self._lock:
+                    self.assembler.limits = P.assembly_limits(proposed)
+                    if "instruction" in changes and proposed["instruction"]:
+                        self.assembler.instruction.update(proposed["instruction"], self._now(), self._now())
+            if was_enabled and not proposed["motion_enabled"] and self._active:
+                self._publish_hold("motion disabled")
         if changes:
             self.get_logger().info("parameters: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
         return SetParametersResult(successful=True)
@@ -348,8 +352,9 @@ class RDVLANode(LifecycleNode):
         # re-plan so the next chunk is ready when this one's executed rows run out
         self._next_due_ns = chunk.stamp_ns + chunk.execution_horizon * period_ns - int(timing.total_s * 1e9)
         self.chunk_pub.publish(action_chunk_to_msg(chunk))
-        if self.values["motion_enabled"]:
-            self._command(chunk, obs.joint_positions)
+        with self._command_lock:
+            if self.values["motion_enabled"] and self._active:
+                self._command(chunk, obs.joint_positions)
 
     def _command(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
         robot = self.robot
@@ -387,8 +392,9 @@ class RDVLANode(LifecycleNode):
 
     def _maybe_hold(self, now: int) -> None:
         timeout_ns = int(self.values["safety.hold_timeout_s"] * 1e9)
-        if self.values["motion_enabled"] and not self._hold_sent and now - self._last_command_ns > timeout_ns:
-            self._publish_hold("inputs stale or missing")
+        with self._command_lock:
+            if self.values["motion_enabled"] and not self._hold_sent and now - self._last_command_ns > timeout_ns:
+                self._publish_hold("inputs stale or missing")
 
     def _publish_hold(self, why: str) -> None:
         if self.assembler is None or self.assembler.joints.count == 0 or self.robot is None:

@@ -16,7 +16,7 @@ import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
 from rd_vla_ros.model.config import InferenceSettings
-from rd_vla_ros.model.halting import HALTING_CRITERIA
+from rd_vla_ros.model.halting import HALTING_CRITERIA, make_criterion
 from rd_vla_ros.model.horizon import HORIZON_SCHEDULES, make_schedule
 from rd_vla_ros.observation import AssemblyLimits
 
@@ -115,8 +115,9 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("motion_enabled", False, "publish motion commands (trajectories); false = observe only. Also "
               "through the ~/enable_motion service"),
     ParamSpec("halting.strategy", "action_mse", "halting criterion", choices=tuple(HALTING_CRITERIA)),
-    ParamSpec("halting.threshold", 1e-3, "criterion threshold (delta for action_mse; cosine: similarity)",
-              low=1e-12, high=1.0),
+    ParamSpec("halting.threshold", 0.0, "the strategy's threshold: delta for action_mse (its default 1e-3), a "
+              "similarity for cosine (0.999), a relative change for latent_change (0.01); 0 = the strategy's "
+              "default", low=0.0, high=1.0),
     ParamSpec("halting.min_iterations", 1, "minimum recurrent iterations", low=1, high=256),
     ParamSpec("halting.max_iterations", 32, "maximum recurrent iterations", low=1, high=256),
     ParamSpec("halting.fixed_depth", 0, "run exactly this many iterations; 0 = adaptive halting", low=0, high=256),
@@ -174,9 +175,14 @@ def inference_settings(values: dict[str, Any]) -> InferenceSettings:
             f"halting.max_iterations ({values['halting.max_iterations']}) must be >= halting.min_iterations "
             f"({values['halting.min_iterations']})"
         )
-    threshold = values["halting.threshold"]
-    if values["halting.strategy"] == "cosine" and threshold > 1:
-        raise ValueError("halting.threshold must be <= 1 for cosine")
+    threshold = values["halting.threshold"] or None  # 0: the strategy's own default
+    try:
+        make_criterion(values["halting.strategy"], threshold)
+    except ValueError as err:
+        raise ValueError(
+            f"halting.threshold {values['halting.threshold']:g} does not fit halting.strategy "
+            f"{values['halting.strategy']}: {err}; set both in one call, or halting.threshold 0 for the default"
+        ) from err
     return InferenceSettings(
         halting=values["halting.strategy"],
         threshold=threshold,

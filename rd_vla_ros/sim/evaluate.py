@@ -138,7 +138,7 @@ def evaluate(
                 episodes = [run_episode(runner, robot, task, seed, settings, sim) for seed in seeds]
                 results[task][name] = {**summarize(episodes), "wall_s": time.perf_counter() - start,
                                        "fixed_depth": settings.fixed_depth,
-                                       "threshold": settings.threshold if settings.adaptive else None}  # fmt: skip
+                                       "threshold": settings.effective_threshold}  # fmt: skip
                 if progress is not None:
                     progress(task, name, results[task][name])
             sim.close()

@@ -222,6 +222,7 @@ def test_malformed_messages_are_survived_and_never_commanded(
     harness.bad_image.publish(image)
     harness.bad_joints.publish(joints)
     time.sleep(0.01)
+    assert harness.proc.poll() is None, "".join(harness.log[-40:])  # survived this one
 
 
 def test_after_the_malformed_burst_nothing_was_built_from_it_and_the_node_lives(harness: Harness) -> None:

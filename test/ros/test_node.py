@@ -56,7 +56,7 @@ def test_every_parameter_has_a_descriptor_with_description_and_range(node) -> No
 @pytest.mark.parametrize(
     ("name", "value", "reason"),
     [
-        ("halting.threshold", 0.0, "halting.threshold out of range"),
+        ("halting.threshold", 1.5, "halting.threshold out of range"),
         ("halting.threshold", -1.0, "halting.threshold out of range"),
         ("halting.min_iterations", 40, "halting.max_iterations (32) must be >= halting.min_iterations (40)"),
         ("halting.strategy", "kl", "halting.strategy must be one of"),
@@ -73,6 +73,22 @@ def test_rejected_changes_say_why_and_change_nothing(node, name: str, value: obj
     assert reason in result.reason, result.reason
     assert node.get_parameter(name).value == before
     assert node.values[name] == before
+
+
+def test_strategy_and_threshold_must_fit_each_other(node) -> None:
+    assert P.inference_settings(node.values).effective_threshold == 1e-3  # 0 = action_mse's default
+    assert node.set_parameters([Parameter("halting.threshold", value=3e-4)])[0].successful
+    switch = node.set_parameters([Parameter("halting.strategy", value="cosine")])[0]
+    assert not switch.successful
+    assert "halting.threshold 0.0003 does not fit halting.strategy cosine" in switch.reason, switch.reason
+    assert "set both in one call, or halting.threshold 0 for the default" in switch.reason
+    assert node.values["halting.strategy"] == "action_mse"
+    both = node.set_parameters_atomically([Parameter("halting.strategy", value="cosine"),
+                                           Parameter("halting.threshold", value=0.99)])  # fmt: skip
+    assert both.successful and P.inference_settings(node.values).effective_threshold == 0.99
+    assert node.set_parameters_atomically([Parameter("halting.strategy", value="latent_change"),
+                                           Parameter("halting.threshold", value=0.0)]).successful  # fmt: skip
+    assert P.inference_settings(node.values).effective_threshold == 0.01
 
 
 def test_accepted_changes_update_the_inference_settings(node) -> None:

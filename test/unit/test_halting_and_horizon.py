@@ -46,10 +46,16 @@ def test_registry_and_threshold_validation() -> None:
     assert set(HALTING_CRITERIA) == {"action_mse", "cosine", "latent_change", "fixed"}
     with pytest.raises(ValueError, match=r"unknown halting strategy 'kl' \(valid: action_mse"):
         make_criterion("kl")
-    with pytest.raises(ValueError, match="threshold must be finite and > 0"):
+    with pytest.raises(ValueError, match=r"threshold must be in \(0, 0.5\], got 0 \(its default: 0.001\)"):
         make_criterion("action_mse", 0.0)
-    with pytest.raises(ValueError, match=r"threshold must be in \(0, 1\]"):
+    with pytest.raises(ValueError, match=r"threshold must be in \(0.5, 1\], got 1.5"):
         make_criterion("cosine", 1.5)
+    # an action-MSE delta handed to cosine similarity would halt at the first check: refused
+    with pytest.raises(
+        ValueError, match=r"'cosine': threshold must be in \(0.5, 1\], got 0.001 \(its default: 0.999\)"
+    ):
+        make_criterion("cosine", 1e-3)
+    assert [make_criterion(n).threshold for n in ("action_mse", "cosine", "latent_change")] == [1e-3, 0.999, 0.01]
 
 
 def test_linear_horizon_matches_the_paper_formula() -> None:

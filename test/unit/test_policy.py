@@ -172,6 +172,13 @@ def test_select_action_replans_after_the_execution_horizon() -> None:
 def test_inference_settings_validation() -> None:
     with pytest.raises(ValueError, match="threshold must be finite and > 0"):
         InferenceSettings(threshold=0.0)
+    with pytest.raises(ValueError, match=r"'cosine': threshold must be in \(0.5, 1\]"):
+        InferenceSettings(halting="cosine", threshold=1e-3)
+    # no threshold: each strategy runs with its own default
+    assert InferenceSettings().effective_threshold == 1e-3
+    assert InferenceSettings(halting="cosine").effective_threshold == 0.999
+    assert InferenceSettings(halting="latent_change").effective_threshold == 0.01
+    assert InferenceSettings(fixed_depth=4).effective_threshold is None
     with pytest.raises(ValueError, match="max_iterations must be >= min_iterations"):
         InferenceSettings(min_iterations=5, max_iterations=4)
     assert InferenceSettings(fixed_depth=12).iteration_bounds == (12, 12)

@@ -1,0 +1,95 @@
+"""rd_vla_node in-process, driven by synthetic sensors over DDS: a model that outputs NaN commands
+nothing, grippers on their own topics, and the shutdown transition."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from rd_vla_ros.msg import ActionChunk
+from ros_helpers import spin_until
+from trajectory_msgs.msg import JointTrajectory
+
+from rd_vla_ros.cli import init_checkpoint
+from rd_vla_ros.demos.synthetic import SyntheticSensors
+from rd_vla_ros.model.checkpoint import save_policy
+from rd_vla_ros.model.config import ALOHA_JOINTS, make_config
+from rd_vla_ros.model.policy import RDVLAPolicy
+from rd_vla_ros.ros.node import RDVLANode
+
+pytestmark = pytest.mark.ros
+
+LEFT_ARM = ALOHA_JOINTS[:6]
+LEFT_GRIPPER = ALOHA_JOINTS[6]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return init_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", "tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def nan_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    policy = RDVLAPolicy(make_config("tiny"))
+    with torch.no_grad():
+        policy.head.coda.action_proj.weight[3, 0] = float("nan")  # one joint's output becomes NaN
+    return save_policy(policy, tmp_path_factory.mktemp("nan") / "ckpt", extra={"trained": False})
+
+
+def listen(node: RDVLANode, topic: str, msg_type: type) -> list:
+    got: list = []
+    node.create_subscription(msg_type, topic, got.append, 50)
+    return got
+
+
+def test_nan_output_is_never_commanded(ros_context, nan_checkpoint: Path) -> None:
+    warm = RDVLANode(context=ros_context, parameter_overrides=[Parameter("checkpoint", value=str(nan_checkpoint))])
+    assert warm.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert warm.trigger_activate() == TransitionCallbackReturn.FAILURE  # the warm-up already saw NaN
+    warm.trigger_cleanup()
+    warm.destroy_node()
+    node = RDVLANode(context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=str(nan_checkpoint)), Parameter("warmup_runs", value=0),
+        Parameter("motion_enabled", value=True), Parameter("instruction", value="pick")])  # fmt: skip
+    chunks = listen(node, "/rd_vla_node/action_chunk", ActionChunk)
+    arms = listen(node, "left_arm_controller/joint_trajectory", JointTrajectory)
+    sensors = SyntheticSensors(ros_context, ["top", "left_wrist"], ALOHA_JOINTS, size=64)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert spin_until([node], ros_context, lambda: node.stats.invalid_outputs >= 3, timeout=15)
+        spin_until([node], ros_context, lambda: False, timeout=0.3)
+        assert chunks == [] and node.stats.chunks == 0
+        # only holds (a single point at the measured position) may reach the arm, never a model row
+        assert all(len(m.points) == 1 for m in arms)
+        node.trigger_deactivate()
+    finally:
+        sensors.close()
+        node.destroy_node()
+
+
+def test_grippers_on_their_own_topics_and_shutdown(ros_context, checkpoint: Path) -> None:
+    node = RDVLANode(context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=str(checkpoint)), Parameter("gripper_mode", value="separate"),
+        Parameter("motion_enabled", value=True), Parameter("instruction", value="pick")])  # fmt: skip
+    arms = listen(node, "left_arm_controller/joint_trajectory", JointTrajectory)
+    grippers = listen(node, "left_gripper_controller/joint_trajectory", JointTrajectory)
+    sensors = SyntheticSensors(ros_context, ["top", "left_wrist"], ALOHA_JOINTS, size=64)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert spin_until([node], ros_context, lambda: len(arms) >= 2 and len(grippers) >= 2, timeout=20)
+        commanded = [m for m in arms if len(m.points) > 1]
+        assert commanded and all(list(m.joint_names) == LEFT_ARM for m in arms)
+        assert all(list(m.joint_names) == [LEFT_GRIPPER] and len(m.points[0].positions) == 1 for m in grippers)
+        assert len(grippers[-1].points) == len(arms[-1].points)  # the same rows, split by joint
+        # shutdown from active: the worker stops and the model is released
+        assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
+        assert node.runner is None and node._worker is None
+    finally:
+        sensors.close()
+        node.destroy_node()
