@@ -7,8 +7,8 @@
 #   make demo             setup, then the demo
 #   make colcon           build the package as a ROS 2 user would (colcon) in build/colcon_ws
 #
-# GPU machines: make setup TORCH_REQ=requirements/torch-cuda.txt TORCH_PIP_ARGS="--index-url <CUDA wheel index>"
-# (see README, "GPU").
+# GPU machines: make setup GPU=1 TORCH_PIP_ARGS="--index-url <PyTorch CUDA wheel index>"
+# (the CUDA build of torch and onnxruntime-gpu instead of onnxruntime; see README, "GPU machines").
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -19,8 +19,14 @@ STAMPS := $(VENV)/.rd_vla_stamps
 BUILD := build
 PREFIX := $(abspath $(VENV))
 
+GPU ?= 0
+ifeq ($(GPU),1)
+TORCH_REQ ?= requirements/torch-cuda.txt
+ORT_REQ ?= requirements/onnxruntime-gpu.txt
+endif
 TORCH_REQ ?= requirements/torch-cpu.txt
 TORCH_PIP_ARGS ?=
+ORT_REQ ?=
 
 # ROS traffic of tests and demos stays on this machine, in a domain of its own, logs in build/.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
@@ -37,10 +43,12 @@ SYSTEM_TOOLS := cmake ninja g++
 
 .PHONY: setup test demo colcon lint clean distclean
 
-setup: $(STAMPS)/msgs $(STAMPS)/editable
+setup: $(STAMPS)/msgs $(STAMPS)/editable $(if $(ORT_REQ),$(STAMPS)/ort)
 
 $(PY):
-	$(PYTHON) -m venv $(VENV)
+	@# Debian's python3 needs python3-venv for `-m venv`: installed when missing
+	$(PYTHON) -m venv $(VENV) || { echo "setup: installing Debian python3-venv"; rm -rf $(VENV); \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 
 $(STAMPS)/system: | $(PY)
 	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
@@ -55,13 +63,21 @@ $(STAMPS)/system: | $(PY)
 	fi
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/torch: $(TORCH_REQ) | $(PY)
+# one stamp per torch build, so switching a venv to GPU=1 (or back) reinstalls torch
+TORCH_STAMP := $(STAMPS)/torch$(if $(filter 1,$(GPU)),-cuda)
+$(TORCH_STAMP): $(TORCH_REQ) | $(PY)
 	$(PIP) install -q $(TORCH_PIP_ARGS) -r $(TORCH_REQ)
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/deps: requirements/main.txt requirements/no-deps.txt $(STAMPS)/torch
+$(STAMPS)/deps: requirements/main.txt requirements/no-deps.txt $(TORCH_STAMP)
 	$(PIP) install -q -r requirements/main.txt
 	$(PIP) install -q --no-deps -r requirements/no-deps.txt
+	@mkdir -p $(STAMPS) && touch $@
+
+# GPU: onnxruntime-gpu replaces the CPU onnxruntime (both install the same `onnxruntime` module)
+$(STAMPS)/ort: $(ORT_REQ) $(STAMPS)/deps
+	$(PIP) uninstall -q -y onnxruntime
+	$(PIP) install -q -r $(ORT_REQ)
 	@mkdir -p $(STAMPS) && touch $@
 
 # Messages: generated from msg/ by rosidl (CMake) and installed into the venv prefix. The wheels'

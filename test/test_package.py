@@ -60,7 +60,6 @@ def test_package_xml_declares_every_ros_package_the_code_imports() -> None:
     used = {
         ROS_IMPORTS[m]
         for p in PY_SOURCES
-        if p.parent.name != "launch"
         for m in imported_top_level(p)
         if m in ROS_IMPORTS
     }
