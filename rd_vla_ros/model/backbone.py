@@ -55,23 +55,45 @@ def smollm2_gguf() -> tuple[str, str]:
 class VisionEncoder(nn.Module):
     """One ViT (SigLIP or DINOv2) returning patch tokens only (no CLS / register / pooled token)."""
 
-    def __init__(self, kind: str, config: BackboneConfig) -> None:
+    def __init__(self, kind: str, config: BackboneConfig, index: int = 0, load_pretrained: bool = True) -> None:
+        """Random init from the sizes in `config`; pretrained weights from config.vision_paths[index]
+        (offline) when load_pretrained; the stored architecture config.vision_configs[index] when the
+        weights come from a checkpoint instead."""
         super().__init__()
         self.kind = kind
-        common = {
-            "hidden_size": config.vision_hidden,
-            "num_hidden_layers": config.vision_layers,
-            "num_attention_heads": config.vision_heads,
-            "intermediate_size": config.vision_intermediate,
-            "image_size": config.image_size,
-            "patch_size": config.patch_size,
-        }
-        if kind == "siglip":
-            self.model: nn.Module = SiglipVisionModel(SiglipVisionConfig(**common, vision_use_head=False))
+        model_cls, config_cls = (
+            (SiglipVisionModel, SiglipVisionConfig) if kind == "siglip" else (Dinov2Model, Dinov2Config)
+        )
+        path = config.vision_paths[index] if config.vision_paths else ""
+        stored = config.vision_configs[index] if config.vision_configs else None
+        if path and load_pretrained:
+            self.model: nn.Module = model_cls.from_pretrained(path, local_files_only=True, dtype=torch.float32)
+        elif stored is not None:
+            self.model = model_cls(config_cls.from_dict(stored))
         else:
-            self.model = Dinov2Model(
-                Dinov2Config(**common, mlp_ratio=config.vision_intermediate // config.vision_hidden)
-            )
+            common = {
+                "hidden_size": config.vision_hidden,
+                "num_hidden_layers": config.vision_layers,
+                "num_attention_heads": config.vision_heads,
+                "intermediate_size": config.vision_intermediate,
+                "image_size": config.image_size,
+                "patch_size": config.patch_size,
+            }
+            if kind == "siglip":
+                self.model = SiglipVisionModel(SiglipVisionConfig(**common, vision_use_head=False))
+            else:
+                self.model = Dinov2Model(
+                    Dinov2Config(**common, mlp_ratio=config.vision_intermediate // config.vision_hidden)
+                )
+        loaded = self.model.config
+        for name, want in (("hidden_size", config.vision_hidden), ("image_size", config.image_size),
+                           ("patch_size", config.patch_size)):  # fmt: skip
+            if getattr(loaded, name) != want:
+                field = {"hidden_size": "vision_hidden"}.get(name, name)
+                raise ValueError(
+                    f"vision encoder {kind} ({path or 'stored config'}): {name} {getattr(loaded, name)} "
+                    f"differs from BackboneConfig.{field} {want}"
+                )
         mean, std = _PIXEL_STATS[kind]
         self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -89,7 +111,14 @@ class VisionLanguageBackbone(nn.Module):
         """Build from sizes, from `config.llm_config`, or (load_pretrained) weights in `config.llm_path`."""
         super().__init__()
         self.config = config
-        self.vision = nn.ModuleList(VisionEncoder(kind, config) for kind in config.vision_encoders)
+        self.vision = nn.ModuleList(
+            VisionEncoder(kind, config, i, load_pretrained) for i, kind in enumerate(config.vision_encoders)
+        )
+        if config.vision_paths and load_pretrained:  # remember the loaded architectures (as llm_config)
+            config.vision_configs = [
+                enc.model.config.to_dict() if path else None
+                for enc, path in zip(self.vision, config.vision_paths, strict=True)
+            ]
         self.lm = self._build_llm(config, load_pretrained)
         lm_config = self.lm.config
         if config.llm_config is None:  # remember the architecture so checkpoints rebuild it offline

@@ -21,6 +21,11 @@ class BackboneConfig:
             (image_size // patch_size) ** 2.
         num_cameras: cameras per observation.
         vision_hidden / vision_layers / vision_heads / vision_intermediate: each ViT's size.
+        vision_paths: per encoder, a local directory with pretrained weights (SiglipVisionModel /
+            Dinov2Model.from_pretrained, offline; a full SigLIP checkpoint works too), or "" for random
+            init. The loaded model's width, image and patch size must equal the sizes above.
+        vision_configs: each loaded encoder's full transformers config (filled in when weights came
+            from vision_paths, so a checkpoint rebuilds the architecture without the original weights).
         llm_type: "qwen2" (Qwen2Config) or "llama" (LlamaConfig) when building from sizes.
         llm_hidden ... vocab_size: LLM sizes when building from sizes (random init).
         llm_path: local directory with pretrained LLM weights (from_pretrained, offline); sizes above
@@ -44,6 +49,8 @@ class BackboneConfig:
     vision_layers: int = 12
     vision_heads: int = 12
     vision_intermediate: int = 3072
+    vision_paths: list[str] | None = None
+    vision_configs: list[dict[str, Any] | None] | None = None
     llm_type: str = "qwen2"
     llm_hidden: int = 896
     llm_layers: int = 24
@@ -71,6 +78,12 @@ class BackboneConfig:
                 f"BackboneConfig.vision_encoders must be a non-empty list of {VISION_ENCODERS},"
                 f" got {self.vision_encoders}"
             )
+        for name in ("vision_paths", "vision_configs"):
+            value = getattr(self, name)
+            if value is not None and len(value) != len(self.vision_encoders):
+                raise ValueError(
+                    f"BackboneConfig.{name} needs one entry per vision encoder {self.vision_encoders}, got {value}"
+                )
         for name in (
             "image_size", "patch_size", "num_cameras", "vision_hidden", "vision_layers", "vision_heads",
             "vision_intermediate", "llm_hidden", "llm_layers", "llm_heads", "llm_kv_heads", "llm_intermediate",

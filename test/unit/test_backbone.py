@@ -142,3 +142,54 @@ def test_pretrained_smollm2_loads_offline_and_feeds_the_head() -> None:
     out = head.iterate(feats, torch.zeros(1, 14), make_criterion("action_mse"), 1, 4)
     assert out.actions.shape == (1, 8, 14) and torch.isfinite(out.actions).all()
     assert load_s < 120
+
+
+def _siglip(b: BackboneConfig, **extra: object):  # a "pretrained" SigLIP vision tower of the tiny sizes
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    return SiglipVisionModel(SiglipVisionConfig(
+        hidden_size=b.vision_hidden, num_hidden_layers=b.vision_layers, num_attention_heads=b.vision_heads,
+        intermediate_size=b.vision_intermediate, patch_size=b.patch_size, **extra))  # fmt: skip
+
+
+def test_pretrained_vision_encoder_loads_offline_and_checkpoints_rebuild_it(tmp_path) -> None:
+    import shutil
+
+    from rd_vla_ros.model.checkpoint import load_policy, save_policy
+    from rd_vla_ros.model.config import make_config
+    from rd_vla_ros.model.policy import RDVLAPolicy
+
+    b = make_config("tiny").backbone
+    torch.manual_seed(3)
+    # layer_norm_eps is not one of the sizes: only the stored architecture can rebuild it
+    pretrained = _siglip(b, image_size=b.image_size, layer_norm_eps=1e-3).eval()
+    pretrained.save_pretrained(tmp_path / "siglip")  # config.json + model.safetensors, as on a hub
+    assert (tmp_path / "siglip" / "model.safetensors").is_file()
+    config = make_config("tiny", vision_paths=[str(tmp_path / "siglip")])
+    policy = RDVLAPolicy(config).eval()
+    encoder = policy.backbone.vision[0].model
+    for name, value in pretrained.state_dict().items():
+        assert torch.equal(encoder.state_dict()[name], value), name
+    assert config.backbone.vision_configs[0]["layer_norm_eps"] == 1e-3
+    images = torch.rand(1, 2, 3, b.image_size, b.image_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = policy.backbone.encode_images(images)
+    save_policy(policy, tmp_path / "ckpt")
+    shutil.rmtree(tmp_path / "siglip")  # the original weights are gone: the checkpoint must suffice
+    loaded = load_policy(tmp_path / "ckpt")
+    assert loaded.backbone.vision[0].model.config.layer_norm_eps == 1e-3
+    with torch.no_grad():
+        assert torch.equal(loaded.backbone.encode_images(images), before)
+
+
+def test_pretrained_vision_encoder_of_other_sizes_is_refused(tmp_path) -> None:
+    from rd_vla_ros.model.config import make_config
+
+    b = make_config("tiny").backbone
+    _siglip(b, image_size=32).save_pretrained(tmp_path / "small")
+    with pytest.raises(ValueError, match=r"image_size 32 differs from BackboneConfig.image_size 64"):
+        VisionLanguageBackbone(make_config("tiny", vision_paths=[str(tmp_path / "small")]).backbone)
+    with pytest.raises(ValueError, match="one entry per vision encoder"):
+        make_config("tiny", vision_paths=["a", "b"])
+    with pytest.raises(OSError):  # a path that is not there is never looked up on a hub
+        VisionLanguageBackbone(make_config("tiny", vision_paths=[str(tmp_path / "missing")]).backbone)
