@@ -37,10 +37,15 @@ class Latest:
     received_ns: int = 0  # when it arrived, on the node's clock
     count: int = 0  # accepted messages so far
     rejected: int = 0  # messages refused by conversion / validation
+    dropped: int = 0  # accepted messages replaced by a newer one before any observation used them
+    used: bool = False  # the current value went into an observation
 
     def update(self, value: object, stamp_ns: int, received_ns: int) -> None:
+        if self.count and not self.used:
+            self.dropped += 1
         self.value, self.stamp_ns, self.received_ns = value, stamp_ns, received_ns
         self.count += 1
+        self.used = False
 
 
 @dataclass(frozen=True)
@@ -121,4 +126,6 @@ class ObservationAssembler:
             stamp_ns=max([*stamps, self.joints.stamp_ns]),
             input_stamps={**{n: c.stamp_ns for n, c in self.cameras.items()}, "joint_states": self.joints.stamp_ns},
         )
+        for latest in (*self.cameras.values(), self.joints):
+            latest.used = True
         return obs, ""

@@ -57,12 +57,7 @@ def test_package_xml_declares_every_ros_package_the_code_imports() -> None:
     package = parse_package(str(ROOT / "package.xml"))
     declared = {d.name for d in package.build_depends + package.exec_depends + package.buildtool_depends}
     declared |= {d.name for d in package.test_depends}
-    used = {
-        ROS_IMPORTS[m]
-        for p in PY_SOURCES
-        for m in imported_top_level(p)
-        if m in ROS_IMPORTS
-    }
+    used = {ROS_IMPORTS[m] for p in PY_SOURCES for m in imported_top_level(p) if m in ROS_IMPORTS}
     # message dependencies: msg/*.msg fields such as "std_msgs/Header header"
     for msg in (ROOT / "msg").glob("*.msg"):
         for line in msg.read_text().splitlines():

@@ -424,6 +424,7 @@ class RDVLANode(LifecycleNode):
             inputs += [
                 KeyValue(key=f"{name} rate hz", value=f"{rate:.1f}"),
                 KeyValue(key=f"{name} age s", value=f"{age:.3f}"),
+                KeyValue(key=f"{name} dropped (newer arrived before use)", value=str(item.dropped)),
             ]
         inputs += [KeyValue(key=f"rejected {k}", value=str(n)) for k, n in sorted(s.rejected.items())]
         inputs += [KeyValue(key=f"blocked: {k}", value=str(n)) for k, n in sorted(s.blocked.items())]

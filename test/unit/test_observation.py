@@ -66,3 +66,22 @@ def test_block_kinds_are_stable_counter_keys() -> None:
     assert block_kind(a.assemble(now)[1]) == "stale camera"  # no camera names or ages in the key
     assert block_kind(ObservationAssembler(["top"], default_instruction="x").assemble(0)[1]) == "no image yet"
     assert block_kind("something new") == "other"
+
+
+def test_inputs_replaced_before_use_are_counted_as_dropped() -> None:
+    now = 100 * S
+    a = ready(now)
+    assert a.cameras["top"].dropped == 0
+    a.cameras["top"].update(IMG, now, now)  # the first top frame was never used: dropped
+    a.cameras["top"].update(IMG, now, now)  # and this one
+    assert a.cameras["top"].dropped == 2 and a.cameras["wrist"].dropped == 0
+    obs, _ = a.assemble(now)
+    assert obs is not None
+    a.cameras["top"].update(IMG, now, now)  # the previous one went into an observation: not dropped
+    a.joints.update(np.arange(3.0), now, now)
+    assert a.cameras["top"].dropped == 2 and a.joints.dropped == 0
+    blocked = ready(now)
+    blocked.instruction.value = None
+    assert blocked.assemble(now)[0] is None
+    blocked.joints.update(np.arange(3.0), now, now)  # a blocked assembly used nothing
+    assert blocked.joints.dropped == 1
