@@ -7,7 +7,7 @@ horizon schedules: for the same observation and seed, torch and onnxruntime halt
 The active execution providers are those the sessions report (`providers`), not the available ones:
 asking for CUDA on a machine without it silently falls back to CPU, and the node logs what it got.
 
-With I/O binding (the default) nothing crosses the host/device boundary between iterations: encode's
+With I/O binding (the default on a GPU provider) nothing crosses the host/device boundary between iterations: encode's
 outputs stay where the provider put them (OrtValues, bound once as the head step's inputs), and the
 scratchpad and chunk of every iteration are torch tensors on the provider's device whose memory
 onnxruntime reads and writes in place. The halting check runs in torch on that device, so what is read
@@ -61,7 +61,7 @@ class OnnxPolicy:
     """Loads encode.onnx + head_step.onnx + manifest.json written by rd_vla_ros.export.onnx.export."""
 
     def __init__(self, directory: str | Path, providers: tuple[str, ...] | list[str] = DEFAULT_PROVIDERS,
-                 threads: int = 0, io_binding: bool = True) -> None:  # fmt: skip
+                 threads: int = 0, io_binding: bool | None = None) -> None:  # fmt: skip
         import onnxruntime as ort
 
         directory = Path(directory)
@@ -93,8 +93,10 @@ class OnnxPolicy:
         self.scratchpad_scale = float(self.manifest["scratchpad_scale"])
         self.step_inputs = [i.name for i in self.sessions["head_step"].get_inputs()]
         self.device = torch.device("cpu")  # tensors handed to the runner live on the host
-        self.io_binding = io_binding
         on_cuda = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+        # None: bind on a GPU provider, where it saves host/device copies; on CPU binding gains nothing
+        # (benchmarks/runtime.py, two runs: 0.92x / 1.11x at tiny size, 1.00x / 0.96x at paper size)
+        self.io_binding = on_cuda if io_binding is None else io_binding
         # where the bound scratchpad, chunk and conditioning live across iterations
         self.work_device = torch.device("cuda", 0) if on_cuda and torch.cuda.is_available() else torch.device("cpu")
         self._ort_device = ("cuda", 0) if on_cuda else ("cpu", 0)

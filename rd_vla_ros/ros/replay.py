@@ -57,8 +57,13 @@ def sweep_settings(
     for d in fixed_depths:
         out.append((f"fixed {int(d)}", replace(deployed, fixed_depth=int(d))))
     unique: list[tuple[str, InferenceSettings]] = []
+    seen: list[InferenceSettings] = []
     for name, s in out:
-        if all(s != other for _, other in unique):
+        # the same run whatever way it was written: a default threshold (None) equals its value, and a
+        # fixed depth ignores the halting criterion
+        key = replace(s, threshold=s.effective_threshold) if s.adaptive else replace(s, halting="fixed", threshold=None)
+        if key not in seen:
+            seen.append(key)
             unique.append((name, s))
     return unique
 

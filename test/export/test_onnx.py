@@ -36,7 +36,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[RDVLAPolicy, Onn
     policy = contracting_policy()
     out = tmp_path_factory.mktemp("onnx")
     export(policy, out)
-    return policy, OnnxPolicy(out, providers=["CPUExecutionProvider"], threads=1), out
+    return policy, OnnxPolicy(out, providers=["CPUExecutionProvider"], threads=1, io_binding=True), out
 
 
 def observation(policy: RDVLAPolicy, batch: int, seed: int, texts: list[str]) -> dict:
@@ -69,8 +69,8 @@ def test_io_binding_and_plain_runs_agree(exported: tuple) -> None:
     """The bound path (conditioning left as OrtValues, scratchpad and chunk bound by pointer) computes
     what the plain numpy path computes, bit for bit on CPU, including per-sample halting in a batch."""
     policy, bound, out = exported
-    plain = OnnxPolicy(out, providers=["CPUExecutionProvider"], threads=1, io_binding=False)
-    assert bound.io_binding and not plain.io_binding
+    plain = OnnxPolicy(out, providers=["CPUExecutionProvider"], threads=1)
+    assert bound.io_binding and not plain.io_binding  # the default binds on GPU providers only
     obs = observation(policy, 3, seed=11, texts=["transfer the cube", "insert the peg", "x"])
     enc_bound, enc_plain = bound.encode(obs), plain.encode(obs)
     assert not isinstance(enc_bound.outputs["s_pre"], np.ndarray)  # left in onnxruntime's memory

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +74,7 @@ def test_resume_is_exact(bags: list[Path], tmp_path: Path) -> None:
 
 def test_two_processes_train_in_sync(bags: list[Path], tmp_path: Path) -> None:
     out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     launcher = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "-m", "rd_vla_ros.cli", "train", *map(str, bags), "--out", str(out), "--steps", "4", "--batch-size", "4",
@@ -81,10 +84,17 @@ def test_two_processes_train_in_sync(bags: list[Path], tmp_path: Path) -> None:
     try:
         stdout, stderr = launcher.communicate(timeout=120)
     except subprocess.TimeoutExpired:
-        # torchrun starts each rank in its own session: kill the whole tree, not just the launcher
-        tree = psutil.Process(launcher.pid).children(recursive=True)
-        for proc in [*tree, psutil.Process(launcher.pid)]:
-            proc.kill()
+        # torchrun starts each rank in its own session: reach the whole tree, not just the launcher.
+        # SIGABRT first: faulthandler (PYTHONFAULTHANDLER) prints every thread's stack, so the failure
+        # shows where a process hung; then kill what is left.
+        tree = [*psutil.Process(launcher.pid).children(recursive=True), psutil.Process(launcher.pid)]
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGABRT)
+        time.sleep(2.0)
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
         stdout, stderr = launcher.communicate()
         pytest.fail(f"torchrun did not finish in 120 s\nstdout: {stdout[-2000:]}\nstderr: {stderr[-3000:]}")
     assert launcher.returncode == 0, stderr[-3000:]
