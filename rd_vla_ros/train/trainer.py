@@ -13,6 +13,7 @@ config.json) and the optimizer state (safetensors + JSON); DIR/tb the TensorBoar
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import shutil
@@ -221,6 +222,12 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         if writer is not None:
             writer.close()
     accelerator.end_training()
+    # Release the DDP wrapper (its reducer) while the process group is still alive and every rank is
+    # still here: a rank that freed it only when train() returned hung now and then in that destructor
+    # (faulthandler: blocked at the call site of train(), after the process group was gone).
+    accelerator.free_memory()
+    del model, optimizer
+    gc.collect()
     _leave_process_group()
     return summary
 

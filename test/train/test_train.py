@@ -102,9 +102,10 @@ def torchrun_train(bags: list[Path], out: Path, timeout: float) -> tuple[int | N
 
 
 def test_two_processes_train_in_sync(bags: list[Path], tmp_path: Path) -> None:
-    # torchrun on this 2-core machine hangs now and then (about 1 run in 8 under load, in rendezvous or
-    # exit; not yet found). A hung attempt is reported as a warning with every process's stacks and run
-    # once more; two hangs in a row fail the test.
+    # A rank used to hang now and then (about 1 run in 8 under load) in a destructor when train()
+    # returned; the trainer now frees the DDP wrapper before leaving the process group. Should a run
+    # still hang, the attempt is reported as a warning with every process's stacks and run once more;
+    # two hangs in a row fail the test.
     for attempt in range(2):
         out = tmp_path / f"ddp{attempt}"
         rc, stdout, stderr = torchrun_train(bags, out, timeout=75)
