@@ -323,13 +323,6 @@ def train_command(args: argparse.Namespace) -> int:
             f"({summary['samples']} samples, tasks {summary['tasks']}), last l1 {summary['last_l1']:.4f}; "
             f"checkpoint in {args.out}/checkpoint\n"
         )
-    if world > 1 and os.environ.get("TORCHELASTIC_RUN_ID"):
-        # A torchrun rank whose work is done and written: leave without interpreter finalisation, where
-        # torch.distributed's store/gloo threads now and then hung a rank on this 2-core CI machine
-        # (the summary was printed, the process never exited) even after destroy_process_group().
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
     return 0
 
 

@@ -144,7 +144,11 @@ class OnnxPolicy:
         nn.init.trunc_normal_(z, mean=0.0, std=1.0, a=-3.0, b=3.0, generator=generator)
         state = z * self.scratchpad_scale  # (B, K, D), as RecurrentDepthHead.initialize_state
         fixed = {k: v for k, v in encoded.outputs.items() if k in self.step_inputs}
-        step = self._bound_step(fixed, b) if self.io_binding else self._plain_step(fixed, b)
+        step = (
+            _BoundHeadStep(self.sessions["head_step"], fixed, b, h.chunk_length, h.action_dim, self.work_device)
+            if self.io_binding
+            else self._plain_step(fixed, b)
+        )
         lo, hi = settings.iteration_bounds
         name = settings.halting if settings.adaptive else "fixed"
         out = adaptive_loop(
@@ -169,10 +173,6 @@ class OnnxPolicy:
             return torch.from_numpy(new_state), torch.from_numpy(actions)
 
         return step
-
-    def _bound_step(self, fixed: dict[str, Any], b: int) -> StepFn:
-        return _BoundHeadStep(self.sessions["head_step"], fixed, b, self.config.head.chunk_length,
-                              self.config.head.action_dim, self.work_device)  # fmt: skip
 
 
 class _BoundHeadStep:

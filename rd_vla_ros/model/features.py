@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -40,33 +41,27 @@ class BackboneFeatures:
         return self.last_task.shape[-1]
 
     def detach(self) -> BackboneFeatures:
-        return BackboneFeatures(
-            self.mid_task.detach(),
-            self.mid_latent.detach(),
-            self.last_task.detach(),
-            self.last_latent.detach(),
-            None if self.task_mask is None else self.task_mask.detach(),
-            self.num_vision_tokens,
-        )
+        return self._map(torch.Tensor.detach, torch.Tensor.detach)
 
     def float(self) -> BackboneFeatures:
         """Hidden states as float32 (the head's dtype), whatever dtype the backbone ran in."""
-        return BackboneFeatures(
-            self.mid_task.float(),
-            self.mid_latent.float(),
-            self.last_task.float(),
-            self.last_latent.float(),
-            self.task_mask,
-            self.num_vision_tokens,
-        )
+        return self._map(torch.Tensor.float)
 
     def select(self, index: torch.Tensor | slice) -> BackboneFeatures:
         """Rows `index` of the batch (used to run one sample of a batch on its own)."""
+        return self._map(lambda t: t[index], lambda m: m[index])
+
+    def _map(
+        self,
+        states: Callable[[torch.Tensor], torch.Tensor],
+        mask: Callable[[torch.Tensor], torch.Tensor] = lambda m: m,
+    ) -> BackboneFeatures:
+        """`states` applied to the four hidden states, `mask` to the task mask (when there is one)."""
         return BackboneFeatures(
-            self.mid_task[index],
-            self.mid_latent[index],
-            self.last_task[index],
-            self.last_latent[index],
-            None if self.task_mask is None else self.task_mask[index],
+            states(self.mid_task),
+            states(self.mid_latent),
+            states(self.last_task),
+            states(self.last_latent),
+            None if self.task_mask is None else mask(self.task_mask),
             self.num_vision_tokens,
         )

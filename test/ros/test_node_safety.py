@@ -3,6 +3,8 @@ nothing, grippers on their own topics, and the shutdown transition."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,19 +48,29 @@ def listen(node: RDVLANode, topic: str, msg_type: type) -> list:
     return got
 
 
+@contextmanager
+def commanding_node(ros_context, checkpoint: Path, *params: Parameter) -> Iterator[RDVLANode]:
+    """rd_vla_node with motion enabled on `checkpoint`, fed by 64 px synthetic sensors over DDS."""
+    node = RDVLANode(context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=str(checkpoint)), Parameter("motion_enabled", value=True),
+        Parameter("instruction", value="pick"), *params])  # fmt: skip
+    sensors = SyntheticSensors(ros_context, ["top", "left_wrist"], ALOHA_JOINTS, size=64)
+    try:
+        yield node
+    finally:
+        sensors.close()
+        node.destroy_node()
+
+
 def test_nan_output_is_never_commanded(ros_context, nan_checkpoint: Path) -> None:
     warm = RDVLANode(context=ros_context, parameter_overrides=[Parameter("checkpoint", value=str(nan_checkpoint))])
     assert warm.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert warm.trigger_activate() == TransitionCallbackReturn.FAILURE  # the warm-up already saw NaN
     warm.trigger_cleanup()
     warm.destroy_node()
-    node = RDVLANode(context=ros_context, parameter_overrides=[
-        Parameter("checkpoint", value=str(nan_checkpoint)), Parameter("warmup_runs", value=0),
-        Parameter("motion_enabled", value=True), Parameter("instruction", value="pick")])  # fmt: skip
-    chunks = listen(node, "/rd_vla_node/action_chunk", ActionChunk)
-    arms = listen(node, "left_arm_controller/joint_trajectory", JointTrajectory)
-    sensors = SyntheticSensors(ros_context, ["top", "left_wrist"], ALOHA_JOINTS, size=64)
-    try:
+    with commanding_node(ros_context, nan_checkpoint, Parameter("warmup_runs", value=0)) as node:
+        chunks = listen(node, "/rd_vla_node/action_chunk", ActionChunk)
+        arms = listen(node, "left_arm_controller/joint_trajectory", JointTrajectory)
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert spin_until([node], ros_context, lambda: node.stats.invalid_outputs >= 3, timeout=15)
@@ -67,19 +79,12 @@ def test_nan_output_is_never_commanded(ros_context, nan_checkpoint: Path) -> Non
         # only holds (a single point at the measured position) may reach the arm, never a model row
         assert all(len(m.points) == 1 for m in arms)
         node.trigger_deactivate()
-    finally:
-        sensors.close()
-        node.destroy_node()
 
 
 def test_grippers_on_their_own_topics_and_shutdown(ros_context, checkpoint: Path) -> None:
-    node = RDVLANode(context=ros_context, parameter_overrides=[
-        Parameter("checkpoint", value=str(checkpoint)), Parameter("gripper_mode", value="separate"),
-        Parameter("motion_enabled", value=True), Parameter("instruction", value="pick")])  # fmt: skip
-    arms = listen(node, "left_arm_controller/joint_trajectory", JointTrajectory)
-    grippers = listen(node, "left_gripper_controller/joint_trajectory", JointTrajectory)
-    sensors = SyntheticSensors(ros_context, ["top", "left_wrist"], ALOHA_JOINTS, size=64)
-    try:
+    with commanding_node(ros_context, checkpoint, Parameter("gripper_mode", value="separate")) as node:
+        arms = listen(node, "left_arm_controller/joint_trajectory", JointTrajectory)
+        grippers = listen(node, "left_gripper_controller/joint_trajectory", JointTrajectory)
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert spin_until([node], ros_context, lambda: len(arms) >= 2 and len(grippers) >= 2, timeout=20)
@@ -90,6 +95,3 @@ def test_grippers_on_their_own_topics_and_shutdown(ros_context, checkpoint: Path
         # shutdown from active: the worker stops and the model is released
         assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
         assert node.runner is None and node._worker is None
-    finally:
-        sensors.close()
-        node.destroy_node()
