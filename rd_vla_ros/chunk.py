@@ -32,6 +32,8 @@ class ActionChunkData:
         residual_trace: (k*,) criterion value after every iteration (entry 0 is NaN).
         backbone_latency_s / head_latency_s / inference_latency_s: measured latencies.
         input_stamps: input name (camera, "joint_states") -> stamp ns of the message used.
+        observation_age_s: age of the newest input (stamp_ns) when the observation was assembled and
+            the inference started; stamp_ns + observation_age_s is that moment.
     """
 
     positions: np.ndarray
@@ -52,6 +54,7 @@ class ActionChunkData:
     head_latency_s: float = 0.0
     inference_latency_s: float = 0.0
     input_stamps: dict[str, int] = field(default_factory=dict)
+    observation_age_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.positions = np.asarray(self.positions, dtype=np.float64)

@@ -58,6 +58,8 @@ class Observation:
         instruction: the language instruction.
         stamp_ns: newest input stamp (the chunk's header stamp: "time of the observation").
         input_stamps: camera name / "joint_states" -> stamp of the message used.
+        assembled_ns: when it was assembled, on the same clock (0 = unknown); assembled_ns - stamp_ns
+            is how long its newest input waited for the re-planning schedule.
     """
 
     images: dict[str, np.ndarray]
@@ -65,6 +67,7 @@ class Observation:
     instruction: str
     stamp_ns: int
     input_stamps: dict[str, int] = field(default_factory=dict)
+    assembled_ns: int = 0
 
 
 @dataclass
@@ -125,6 +128,7 @@ class ObservationAssembler:
             instruction=str(self.instruction.value),
             stamp_ns=max([*stamps, self.joints.stamp_ns]),
             input_stamps={**{n: c.stamp_ns for n, c in self.cameras.items()}, "joint_states": self.joints.stamp_ns},
+            assembled_ns=now_ns,
         )
         for latest in (*self.cameras.values(), self.joints):
             latest.used = True

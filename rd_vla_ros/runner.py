@@ -98,6 +98,8 @@ class PolicyRunner:
             prediction = self.head(encoded, settings, obs.stamp_ns)
         chunk = self.to_chunk(prediction, obs.stamp_ns, sequence)
         chunk.input_stamps = dict(obs.input_stamps)
+        if obs.assembled_ns:
+            chunk.observation_age_s = (obs.assembled_ns - obs.stamp_ns) / 1e9
         total = time.perf_counter() - start
         chunk.inference_latency_s = total
         return chunk, RunnerTiming(preprocess, prediction.backbone_latency_s, prediction.head_latency_s, total)

@@ -59,6 +59,7 @@ def action_chunk_to_msg(chunk: ActionChunkData) -> ActionChunk:
     msg.backbone_latency = float(chunk.backbone_latency_s)
     msg.head_latency = float(chunk.head_latency_s)
     msg.inference_latency = float(chunk.inference_latency_s)
+    msg.observation_age = float(chunk.observation_age_s)
     msg.input_names = list(chunk.input_stamps)
     msg.input_stamps = [ns_to_time(t) for t in chunk.input_stamps.values()]
     return msg
@@ -90,6 +91,7 @@ def action_chunk_from_msg(msg: ActionChunk) -> ActionChunkData:
         backbone_latency_s=float(msg.backbone_latency),
         head_latency_s=float(msg.head_latency),
         inference_latency_s=float(msg.inference_latency),
+        observation_age_s=float(msg.observation_age),
         input_stamps={str(n): time_to_ns(t) for n, t in zip(msg.input_names, msg.input_stamps, strict=True)},
     )
 

@@ -78,6 +78,8 @@ class RDVLANode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._active = False
         self._next_due_ns = 0
+        self._last_obs_stamp_ns = -1  # newest input stamp of the last observation run
+        self._want_input = False  # the inference thread waits for an input newer than that
         self._sequence = 0
         self._last_command_ns = 0
         self._hold_sent = False
@@ -152,6 +154,8 @@ class RDVLANode(LifecycleNode):
             )
         self._sequence = 0
         self._next_due_ns = 0
+        self._last_obs_stamp_ns = -1
+        self._want_input = False
         self._last_command_ns = self._now()
         self._hold_sent = False
         self._last_rows = None
@@ -160,10 +164,11 @@ class RDVLANode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="rd_vla_inference", daemon=True)
         self._worker.start()
         period = self.runner.policy.config.control_period_s if self.runner else 0.02
-        self._timers = [
-            self.create_timer(period, self._wake.set),
-            self.create_timer(self.values["diagnostics_period_s"], self._publish_diagnostics),
-        ]
+        self._timers = [self.create_timer(self.values["diagnostics_period_s"], self._publish_diagnostics)]
+        if self.get_clock().ros_time_is_active:
+            # simulated time: the inference thread's sleeps are wall-clock, so a timer on the ROS clock
+            # also wakes it every control period (on the system clock its own timeouts are exact)
+            self._timers.append(self.create_timer(period, self._wake.set))
         self.get_logger().info(f"active; motion {'ENABLED' if self.values['motion_enabled'] else 'disabled'}")
         return super().on_activate(state)
 
@@ -257,6 +262,8 @@ class RDVLANode(LifecycleNode):
             self._reject(name, why)
             return
         self.rates[name].tick(now)
+        if self._want_input:
+            self._wake.set()
 
     def _on_joint_state(self, msg: JointState) -> None:
         now = self._now()
@@ -267,6 +274,8 @@ class RDVLANode(LifecycleNode):
             self._reject("joint_states", why)
             return
         self.rates["joint_states"].tick(now)
+        if self._want_input:
+            self._wake.set()
 
     def _on_instruction(self, msg: String) -> None:
         if self.feed is None:
@@ -321,41 +330,59 @@ class RDVLANode(LifecycleNode):
     # ------------------------------------------------------------------------------- inference
     def _work(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait()
+            delay_s = self._tick()
+            self._wake.wait(timeout=delay_s)
             self._wake.clear()
-            if self._stop.is_set():
-                break
-            self._tick()
 
-    def _tick(self) -> None:
+    def _tick(self) -> float:
+        """One scheduling step of the inference thread. Returns how long it may sleep before the next
+        step: until the next re-plan is due (not rounded up to the control timer's tick), at most one
+        control period. New inputs wake it early when it waits for an observation newer than the last
+        one used (re-planning on the same inputs would repeat the same chunk)."""
+        period_s = self.runner.policy.config.control_period_s if self.runner else 0.02
         now = self._now()
-        if now < self._next_due_ns or self.assembler is None or self.runner is None:
-            return
+        if self._stop.is_set() or self.assembler is None or self.runner is None:
+            return period_s
+        horizon_ns = int(self.runner.policy.config.head.chunk_length * period_s * 1e9)
+        if self._next_due_ns - now > horizon_ns:  # the clock went backwards (simulation or bag restarted)
+            self._next_due_ns, self._last_obs_stamp_ns = 0, -1
+        if now < self._next_due_ns:
+            return min((self._next_due_ns - now) / 1e9, period_s)
         with self._lock:
             obs, reason = self.assembler.assemble(now)
         if obs is None:
+            self._want_input = False
             self.stats.blocked[block_kind(reason)] += 1
             self.get_logger().warning(f"not running the policy: {reason}", throttle_duration_sec=2.0)
             self._maybe_hold(now)
-            return
+            return period_s
+        if obs.stamp_ns == self._last_obs_stamp_ns:
+            self._want_input = True  # the input callbacks wake the thread
+            return period_s
+        self._want_input = False
+        self._last_obs_stamp_ns = obs.stamp_ns
         try:
             chunk, timing = self.runner.run(obs, self._sequence)
         except InvalidOutputError as err:
             self.stats.invalid_outputs += 1
             self.get_logger().error(f"invalid model output, nothing published: {err}", throttle_duration_sec=2.0)
-            return
+            return period_s
+        self._publish_chunk(chunk, timing.total_s, obs.joint_positions)
+        return max(0.0, min((self._next_due_ns - self._now()) / 1e9, period_s))
+
+    def _publish_chunk(self, chunk: ActionChunkData, latency_s: float, measured: np.ndarray) -> None:
         if not self._active:
             self.stats.dropped_chunks += 1
             return
         self._sequence += 1
-        self.stats.record_chunk(timing.total_s, chunk.iterations, chunk.converged)
+        self.stats.record_chunk(latency_s, chunk.iterations, chunk.converged)
         period_ns = int(chunk.control_period_s * 1e9)
         # re-plan so the next chunk is ready when this one's executed rows run out
-        self._next_due_ns = chunk.stamp_ns + chunk.execution_horizon * period_ns - int(timing.total_s * 1e9)
+        self._next_due_ns = chunk.stamp_ns + chunk.execution_horizon * period_ns - int(latency_s * 1e9)
         self.chunk_pub.publish(action_chunk_to_msg(chunk))
         with self._command_lock:
             if self.values["motion_enabled"] and self._active:
-                self._command(chunk, obs.joint_positions)
+                self._command(chunk, measured)
 
     def _command(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
         robot = self.robot

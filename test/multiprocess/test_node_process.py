@@ -7,6 +7,7 @@ parameter file and a tiny checkpoint.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import subprocess
@@ -141,14 +142,36 @@ def test_chunks_and_trajectories_arrive_with_consistent_timing(harness: Harness)
     assert len(chunk.residual_trace) == chunk.iterations and math.isnan(chunk.residual_trace[0])
     assert duration_to_s(chunk.control_period) == pytest.approx(0.02)
     assert 0 < chunk.inference_latency < 1.0 and chunk.backbone_latency > 0 and chunk.head_latency > 0
-    sequences = [c.sequence for c in harness.since(harness.chunks, t0)]
+    chunks = harness.since(harness.chunks, t0)
+    sequences = [c.sequence for c in chunks]
     assert sequences == list(range(sequences[0], sequences[0] + len(sequences)))
+    stamps = [time_to_ns(c.header.stamp) for c in chunks]
+    assert all(b > a for a, b in itertools.pairwise(stamps))  # each from a newer observation
+    assert all(0 <= c.observation_age < 0.5 for c in chunks)
     traj = harness.since(harness.left, t0)[-1]
     assert list(traj.joint_names) == ALOHA_JOINTS[:7]  # 6 joints + gripper (gripper_mode in_trajectory)
     assert list(harness.since(harness.right, t0)[-1].joint_names) == ALOHA_JOINTS[7:]
     times = [duration_to_s(p.time_from_start) for p in traj.points]
     assert times == pytest.approx([0.02 * (i + 1) for i in range(len(times))])
     assert time_to_ns(traj.header.stamp) > 0
+
+
+def test_replanning_follows_the_execution_horizon(harness: Harness) -> None:
+    """Each inference starts (stamp + observation_age) when the previous chunk's executed rows are about
+    to run out: its stamp + H_exec periods - its latency; not before, and not a timer tick later."""
+    assert harness.set(horizon__schedule="fixed", horizon__fixed__h=5) == (True, "")  # 100 ms > input period
+    try:
+        t0 = time.monotonic() + 0.3
+        assert wait_for(lambda: len(harness.since(harness.chunks, t0)) >= 8, 20)
+        chunks = harness.since(harness.chunks, t0)
+    finally:
+        assert harness.set(horizon__schedule="linear") == (True, "")
+    assert all(c.execution_horizon == 5 for c in chunks)
+    starts = [time_to_ns(c.header.stamp) + c.observation_age * 1e9 for c in chunks]
+    dues = [time_to_ns(c.header.stamp) + (5 * 0.02 - c.inference_latency) * 1e9 for c in chunks]
+    lateness_s = [(start - due) / 1e9 for start, due in zip(starts[1:], dues, strict=False)]
+    assert min(lateness_s) > -1e-3, lateness_s
+    assert np.median(lateness_s) < 0.02, lateness_s
 
 
 def test_delta_changed_from_another_process_changes_iterations(harness: Harness) -> None:

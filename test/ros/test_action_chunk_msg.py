@@ -36,7 +36,13 @@ def assert_same_chunk(a: ActionChunkData, b: ActionChunkData) -> None:
     ):  # fmt: skip
         assert getattr(a, name) == getattr(b, name), name
     assert a.control_period_s == pytest.approx(b.control_period_s, abs=1e-9)
-    for name in ("halting_threshold", "backbone_latency_s", "head_latency_s", "inference_latency_s"):
+    for name in (
+        "halting_threshold",
+        "backbone_latency_s",
+        "head_latency_s",
+        "inference_latency_s",
+        "observation_age_s",
+    ):
         assert getattr(a, name) == getattr(b, name), name
     assert a.halting_residual == b.halting_residual or (
         math.isnan(a.halting_residual) and math.isnan(b.halting_residual)
@@ -70,6 +76,7 @@ def chunks(draw: st.DrawFn) -> ActionChunkData:
         backbone_latency_s=draw(st.floats(0, 1)),
         head_latency_s=draw(st.floats(0, 1)),
         inference_latency_s=draw(st.floats(0, 2)),
+        observation_age_s=draw(st.floats(0, 1)),
         input_stamps=draw(
             st.dictionaries(st.sampled_from(["top", "left_wrist", "joint_states"]), st.integers(0, MAX_TIME_NS))
         ),
