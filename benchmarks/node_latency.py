@@ -12,6 +12,8 @@ horizon 1). Reported per chunk:
                    process (header.stamp + observation_age -> arrival): the node's
                    observation-to-publish latency plus one DDS hop
   overhead         obs -> received minus the bare policy, at the same percentile
+  publish path     per chunk, obs -> received minus the node's own time for the policy call: message
+                   building, publishing, one DDS hop
   node inference   the node's own measure of the policy call (ActionChunk.inference_latency)
   input age        newest input's age when the observation was assembled (ActionChunk.observation_age):
                    sensor phase and the re-planning schedule, not processing
@@ -121,12 +123,14 @@ def measure(policy: RDVLAPolicy, checkpoint: Path, cameras: list[str], seconds: 
         proc.wait(timeout=20)
     if not window:
         raise RuntimeError("the node published no chunks")
+    since_assembly = [(t - time_to_ns(m.header.stamp)) / 1e9 - m.observation_age for t, m in window]
     return {
         "bare": bare,
         "inference": [m.inference_latency for _, m in window],
         "age": [m.observation_age for _, m in window],
         "e2e": [(t - time_to_ns(m.header.stamp)) / 1e9 for t, m in window],
-        "obs_to_received": [(t - time_to_ns(m.header.stamp)) / 1e9 - m.observation_age for t, m in window],
+        "obs_to_received": since_assembly,
+        "publish": [s - m.inference_latency for s, (_, m) in zip(since_assembly, window, strict=True)],
     }
 
 
@@ -149,6 +153,7 @@ def main() -> int:
                 len(cams), len(published), percentile_ms(bare, 50), percentile_ms(bare, 99),
                 percentile_ms(published, 50), percentile_ms(published, 99), overhead_p50, overhead_p99,
                 percentile_ms(m["inference"], 50), percentile_ms(m["inference"], 99),
+                percentile_ms(m["publish"], 50), percentile_ms(m["publish"], 99),
                 percentile_ms(m["age"], 50), percentile_ms(m["age"], 99),
                 percentile_ms(m["e2e"], 50), percentile_ms(m["e2e"], 99),
             ])  # fmt: skip
@@ -156,11 +161,14 @@ def main() -> int:
             summary[f"overhead_p99_ms{suffix}"] = overhead_p99
             summary[f"overhead_p50_ms{suffix}"] = overhead_p50
             summary[f"obs_to_publish_p99_ms{suffix}"] = percentile_ms(published, 99)
+            summary[f"policy_call_p99_ms{suffix}"] = percentile_ms(m["inference"], 99)
+            summary[f"publish_path_p99_ms{suffix}"] = percentile_ms(m["publish"], 99)
             summary[f"e2e_p99_ms{suffix}"] = percentile_ms(m["e2e"], 99)
     print_table(
         f"tiny model, fixed depth {DEPTH}, 224 px rgb8 cameras + joint states at 30 Hz, re-plan every 20 ms period",
         ["cameras", "chunks", "bare p50 ms", "bare p99 ms", "obs->received p50 ms", "obs->received p99 ms",
          "overhead p50 ms", "overhead p99 ms", "node inference p50 ms", "node inference p99 ms",
+         "publish path p50 ms", "publish path p99 ms",
          "input age p50 ms", "input age p99 ms", "end to end p50 ms", "end to end p99 ms"],
         rows,
     )  # fmt: skip

@@ -44,6 +44,7 @@ class NodeStats:
         self.velocity_clamps = 0
         self.holds = 0
         self.invalid_outputs = 0
+        self.inference_failures = 0  # the policy call raised (e.g. out of memory)
         self.dropped_chunks = 0  # computed but not commanded (motion disabled / deactivated meanwhile)
         self.warmup_ms: list[float] = []  # each warm-up inference at activation
 

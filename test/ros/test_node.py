@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -117,8 +118,10 @@ def test_lifecycle_configure_fails_with_a_reason_then_succeeds(ros_context, chec
     assert good.runner.settings.threshold == 0.2
     assert good.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert good._worker is None
+    model = weakref.ref(good.runner.policy)
     assert good.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert good.runner is None and good.chunk_pub is None
+    assert model() is None  # released, although configure froze it out of the garbage collector's scans
     good.destroy_node()
 
 

@@ -95,3 +95,22 @@ def test_grippers_on_their_own_topics_and_shutdown(ros_context, checkpoint: Path
         # shutdown from active: the worker stops and the model is released
         assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
         assert node.runner is None and node._worker is None
+
+
+def test_a_failing_inference_commands_nothing_and_the_node_lives_on(ros_context, checkpoint: Path) -> None:
+    params = (Parameter("safety.hold_timeout_s", value=0.2),)
+    with commanding_node(ros_context, checkpoint, *params) as node:
+        arms = listen(node, "left_arm_controller/joint_trajectory", JointTrajectory)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert spin_until([node], ros_context, lambda: node.stats.chunks >= 2, timeout=20)
+        node.runner.policy.head.to("meta")  # a real device error from now on (as an out-of-memory would be)
+        chunks = node.stats.chunks
+        assert spin_until([node], ros_context, lambda: node.stats.inference_failures >= 3, timeout=15)
+        # then one hold (a single point at the measured position) and nothing after it
+        assert spin_until([node], ros_context, lambda: arms and len(arms[-1].points) == 1, timeout=5)
+        spin_until([node], ros_context, lambda: False, timeout=0.3)
+        assert len(arms[-1].points) == 1 and node.stats.holds == 1
+        assert node.stats.chunks <= chunks + 1  # at most the one in flight when the model broke
+        assert node._worker is not None and node._worker.is_alive()
+        node.trigger_deactivate()
