@@ -82,8 +82,8 @@ def run(workdir: Path, seconds_per_phase: float = 4.0) -> int:
                 sys.stdout.write(
                     f"chunk {msg.sequence:4d}: k*={msg.iterations:2d} converged={msg.converged!s:5} "
                     f"H_exec={msg.execution_horizon} residual={msg.halting_residual:.2e} "
-                    f"inference {msg.inference_latency * 1e3:5.1f} ms, obs->received "
-                    f"{(received_ns - time_to_ns(msg.header.stamp)) / 1e6:5.1f} ms\n"
+                    f"input age {msg.observation_age * 1e3:4.1f} ms + inference {msg.inference_latency * 1e3:5.1f} ms "
+                    f"-> received {(received_ns - time_to_ns(msg.header.stamp)) / 1e6:5.1f} ms after the newest input\n"
                 )
     finally:
         sensors.close()
