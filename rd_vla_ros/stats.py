@@ -35,6 +35,7 @@ class NodeStats:
 
     def __init__(self, history: int = 500) -> None:
         self.latency_s: deque[float] = deque(maxlen=history)
+        self.input_age_s: deque[float] = deque(maxlen=history)  # newest input's age when inference started
         self.iterations: Counter[int] = Counter()
         self.chunks = 0
         self.converged = 0
@@ -48,14 +49,18 @@ class NodeStats:
         self.dropped_chunks = 0  # computed but not commanded (motion disabled / deactivated meanwhile)
         self.warmup_ms: list[float] = []  # each warm-up inference at activation
 
-    def record_chunk(self, latency_s: float, iterations: int, converged: bool) -> None:
+    def record_chunk(self, latency_s: float, iterations: int, converged: bool, input_age_s: float = 0.0) -> None:
         self.chunks += 1
         self.latency_s.append(latency_s)
+        self.input_age_s.append(input_age_s)
         self.iterations[iterations] += 1
         self.converged += int(converged)
 
     def latency_ms(self, q: float) -> float:
-        return float(np.percentile(np.array(self.latency_s), q) * 1e3) if self.latency_s else float("nan")
+        return _percentile_ms(self.latency_s, q)
+
+    def input_age_ms(self, q: float) -> float:
+        return _percentile_ms(self.input_age_s, q)
 
     def iteration_histogram(self) -> str:
         return " ".join(f"{k}:{n}" for k, n in sorted(self.iterations.items()))
@@ -66,3 +71,7 @@ class NodeStats:
 
     def converged_share(self) -> float:
         return self.converged / self.chunks if self.chunks else float("nan")
+
+
+def _percentile_ms(seconds: deque[float], q: float) -> float:
+    return float(np.percentile(np.array(seconds), q) * 1e3) if seconds else float("nan")

@@ -382,7 +382,7 @@ class RDVLANode(LifecycleNode):
             self.stats.dropped_chunks += 1
             return
         self._sequence += 1
-        self.stats.record_chunk(latency_s, chunk.iterations, chunk.converged)
+        self.stats.record_chunk(latency_s, chunk.iterations, chunk.converged, chunk.observation_age_s)
         period_ns = int(chunk.control_period_s * 1e9)
         # re-plan so the next chunk is ready when this one's executed rows run out
         self._next_due_ns = chunk.stamp_ns + chunk.execution_horizon * period_ns - int(latency_s * 1e9)
@@ -468,6 +468,8 @@ class RDVLANode(LifecycleNode):
             KeyValue(key="chunks", value=str(s.chunks)),
             KeyValue(key="latency p50 ms", value=f"{s.latency_ms(50):.2f}"),
             KeyValue(key="latency p99 ms", value=f"{s.latency_ms(99):.2f}"),
+            KeyValue(key="input age at inference p50 ms", value=f"{s.input_age_ms(50):.2f}"),
+            KeyValue(key="input age at inference p99 ms", value=f"{s.input_age_ms(99):.2f}"),
             KeyValue(key="warm-up ms", value=", ".join(f"{m:.1f}" for m in s.warmup_ms) or "none"),
             KeyValue(key="iterations histogram", value=s.iteration_histogram()),
             KeyValue(key="mean iterations", value=f"{s.mean_iterations():.2f}"),

@@ -148,6 +148,9 @@ def test_chunks_and_trajectories_arrive_with_consistent_timing(harness: Harness)
     stamps = [time_to_ns(c.header.stamp) for c in chunks]
     assert all(b > a for a, b in itertools.pairwise(stamps))  # each from a newer observation
     assert all(0 <= c.observation_age < 0.5 for c in chunks)
+    assert wait_for(lambda: harness.diagnostics and _value(harness.diagnostics[-1], "chunks") != "0", 5)
+    age_p50_ms = float(_value(harness.diagnostics[-1], "input age at inference p50 ms"))
+    assert 0 <= age_p50_ms < 500
     traj = harness.since(harness.left, t0)[-1]
     assert list(traj.joint_names) == ALOHA_JOINTS[:7]  # 6 joints + gripper (gripper_mode in_trajectory)
     assert list(harness.since(harness.right, t0)[-1].joint_names) == ALOHA_JOINTS[7:]
@@ -267,6 +270,11 @@ def test_after_the_malformed_burst_nothing_was_built_from_it_and_the_node_lives(
     assert len(warmup) == 1 and len(warmup[0].split(", ")) == 2, warmup  # two warm-up inferences at activation
     ok = wait_for(lambda: any("rejected joint_states message" in line for line in harness.log), 5)
     assert ok, "".join(line for line in harness.log if "WARN" in line or "ERROR" in line)[-3000:]
+
+
+def _value(array: DiagnosticArray, key: str) -> str:
+    (value,) = [kv.value for s in array.status for kv in s.values if kv.key == key]
+    return value
 
 
 def _rejected(array: DiagnosticArray) -> int:
