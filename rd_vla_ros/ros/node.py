@@ -79,6 +79,7 @@ class RDVLANode(LifecycleNode):
         self._active = False
         self._next_due_ns = 0
         self._last_obs_stamp_ns = -1  # newest input stamp of the last observation run
+        self._last_tick_ns = 0  # the clock at the inference thread's previous step
         self._want_input = False  # the inference thread waits for an input newer than that
         self._sequence = 0
         self._last_command_ns = 0
@@ -156,6 +157,7 @@ class RDVLANode(LifecycleNode):
         self._sequence = 0
         self._next_due_ns = 0
         self._last_obs_stamp_ns = -1
+        self._last_tick_ns = 0
         self._want_input = False
         self._last_command_ns = self._now()
         self._hold_sent = False
@@ -332,9 +334,9 @@ class RDVLANode(LifecycleNode):
     # ------------------------------------------------------------------------------- inference
     def _work(self) -> None:
         while not self._stop.is_set():
+            self._wake.clear()  # before the step: a wake-up set during it is not lost
             delay_s = self._tick()
             self._wake.wait(timeout=delay_s)
-            self._wake.clear()
 
     def _tick(self) -> float:
         """One scheduling step of the inference thread. Returns how long it may sleep before the next
@@ -345,9 +347,9 @@ class RDVLANode(LifecycleNode):
         now = self._now()
         if self._stop.is_set() or self.assembler is None or self.runner is None:
             return period_s
-        horizon_ns = int(self.runner.policy.config.head.chunk_length * period_s * 1e9)
-        if self._next_due_ns - now > horizon_ns:  # the clock went backwards (simulation or bag restarted)
+        if now < self._last_tick_ns:  # the clock went backwards (simulation or bag restarted)
             self._next_due_ns, self._last_obs_stamp_ns = 0, -1
+        self._last_tick_ns = now
         if now < self._next_due_ns:
             return min((self._next_due_ns - now) / 1e9, period_s)
         with self._lock:

@@ -1,5 +1,6 @@
-"""rd_vla_node in-process, driven by synthetic sensors over DDS: a model that outputs NaN commands
-nothing, grippers on their own topics, and the shutdown transition."""
+"""rd_vla_node in-process, driven by synthetic sensors over DDS: a model that outputs NaN or fails
+commands nothing, grippers on their own topics, the shutdown transition, a simulated clock that
+jumps back."""
 
 from __future__ import annotations
 
@@ -10,16 +11,21 @@ from pathlib import Path
 import pytest
 import torch
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rd_vla_ros.msg import ActionChunk
 from ros_helpers import spin_until
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
 from rd_vla_ros.cli import init_checkpoint
-from rd_vla_ros.demos.synthetic import SyntheticSensors
+from rd_vla_ros.demos.synthetic import CAMERA_QOS, SyntheticSensors
 from rd_vla_ros.model.checkpoint import save_policy
 from rd_vla_ros.model.config import ALOHA_JOINTS, make_config
 from rd_vla_ros.model.policy import RDVLAPolicy
+from rd_vla_ros.ros.cdr import image_cdr
+from rd_vla_ros.ros.conversions import ns_to_time, time_to_ns
 from rd_vla_ros.ros.node import RDVLANode
 
 pytestmark = pytest.mark.ros
@@ -114,3 +120,50 @@ def test_a_failing_inference_commands_nothing_and_the_node_lives_on(ros_context,
         assert node.stats.chunks <= chunks + 1  # at most the one in flight when the model broke
         assert node._worker is not None and node._worker.is_alive()
         node.trigger_deactivate()
+
+
+class SimulatedClock:
+    """/clock plus two 64 px cameras and joint states stamped on it: 20 ms of simulated time per 20 ms
+    of wall time; setting `t_ns` moves the clock (a restarted simulation jumps back)."""
+
+    def __init__(self, context) -> None:
+        self.node = Node("simulated_clock", context=context)
+        self.t_ns = 100 * 10**9
+        self.clock = self.node.create_publisher(Clock, "/clock", 10)
+        self.cameras = [self.node.create_publisher(Image, f"cameras/{c}/image_raw", CAMERA_QOS)
+                        for c in ("top", "left_wrist")]  # fmt: skip
+        self.joints = self.node.create_publisher(JointState, "joint_states", 10)
+        self.frame = bytes(64 * 64 * 3)
+        self.node.create_timer(0.02, self._step)
+
+    def _step(self) -> None:
+        self.t_ns += 20_000_000
+        self.clock.publish(Clock(clock=ns_to_time(self.t_ns)))
+        for camera in self.cameras:
+            camera.publish(image_cdr(self.t_ns, "camera", 64, 64, "rgb8", 3 * 64, self.frame))
+        joints = JointState(name=ALOHA_JOINTS, position=[0.0] * 14)
+        joints.header.stamp = ns_to_time(self.t_ns)
+        self.joints.publish(joints)
+
+
+def test_a_clock_that_jumps_back_restarts_the_schedule(ros_context, checkpoint: Path) -> None:
+    """With use_sim_time, a restarted simulation sends the clock back: the next re-plan, due on the old
+    timeline, must not wait for the new clock to catch up with it."""
+    sim = SimulatedClock(ros_context)
+    node = RDVLANode(context=ros_context, parameter_overrides=[
+        Parameter("use_sim_time", value=True), Parameter("checkpoint", value=str(checkpoint)),
+        Parameter("instruction", value="pick"), Parameter("horizon.schedule", value="fixed"),
+        Parameter("horizon.fixed.h", value=8)])  # fmt: skip
+    try:
+        chunks = listen(node, "/rd_vla_node/action_chunk", ActionChunk)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert spin_until([node, sim.node], ros_context, lambda: len(chunks) >= 3, timeout=20)
+        assert all(time_to_ns(c.header.stamp) > 100 * 10**9 for c in chunks)
+        sim.t_ns = 10 * 10**9  # the simulation restarts
+        after = lambda: [c for c in chunks if time_to_ns(c.header.stamp) < 50 * 10**9]  # noqa: E731
+        assert spin_until([node, sim.node], ros_context, lambda: len(after()) >= 3, timeout=10), len(chunks)
+        node.trigger_deactivate()
+    finally:
+        node.destroy_node()
+        sim.node.destroy_node()
