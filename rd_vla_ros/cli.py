@@ -438,6 +438,8 @@ def with_horizon(settings: InferenceSettings, spec: str | None, chunk_length: in
 def ros_eval(checkpoint: str, tasks: list[str], seeds: list[int], rtf: float, progress) -> dict:
     """The deployed setting (config/rd_vla_node.yaml) through the node and the sim bridge over DDS."""
     import tempfile
+    import time
+    from collections import Counter
 
     import numpy as np
 
@@ -446,6 +448,7 @@ def ros_eval(checkpoint: str, tasks: list[str], seeds: list[int], rtf: float, pr
 
     results: dict = {}
     for task in tasks:
+        start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             rc, episodes = run_closed_loop(checkpoint, [(task, s) for s in seeds], Path(tmp), rtf, frame_every=0)
         if rc != 0:
@@ -453,11 +456,15 @@ def ros_eval(checkpoint: str, tasks: list[str], seeds: list[int], rtf: float, pr
         n = len(episodes)
         reached, final = sum(e["reached"] for e in episodes), sum(e["final"] for e in episodes)
         its = [e["mean_iterations"] for e in episodes]
+        horizons = Counter()
+        for e in episodes:
+            horizons.update({int(h): n for h, n in e["horizons"].items()})
+        mean_horizon = sum(h * n for h, n in horizons.items()) / max(1, sum(horizons.values()))
         results[task] = {"deployed (ROS node + bridge)": {
             "episodes": n, "success_reached": reached / n, "success_reached_ci95": wilson(reached, n),
             "success_final": final / n, "success_final_ci95": wilson(final, n),
-            "mean_iterations": float(np.mean(its)), "mean_execution_horizon": float("nan"), "fixed_depth": 0,
-            "seeds": seeds, "wall_s": 0.0, "per_episode": episodes,
+            "mean_iterations": float(np.mean(its)), "mean_execution_horizon": mean_horizon, "fixed_depth": 0,
+            "seeds": seeds, "wall_s": time.perf_counter() - start, "per_episode": episodes,
         }}  # fmt: skip
         progress(task, "deployed (ROS)", results[task]["deployed (ROS node + bridge)"])
     return results
