@@ -284,7 +284,7 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     sweep = sweep_settings(runner.settings, _floats(args.thresholds), _ints(args.fixed_depths), args.halting)
     live = load_live_chunks(str(args.live), args.live_topic) if args.live else None
     engine = OfflineReplay(runner, robot, topic_map, P.assembly_limits(values), sweep, args.stride,
-                           values["safety.velocity_scale"])  # fmt: skip
+                           values["safety.velocity_scale"], values["safety.velocity_reference"])  # fmt: skip
     with BagSource(bag_path) as bag:
         result = engine.run(
             bag, progress=not args.quiet, start_s=args.start, duration_s=args.duration, live_chunks=live

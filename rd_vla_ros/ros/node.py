@@ -396,8 +396,11 @@ class RDVLANode(LifecycleNode):
     def _command(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
         robot = self.robot
         rows = chunk.positions[: chunk.execution_horizon]  # (H_exec, J)
-        reference = command_reference(self._last_rows, self._last_rows_stamp_ns, chunk.control_period_s,
-                                      chunk.stamp_ns, measured)  # fmt: skip
+        if self.values["safety.velocity_reference"] == "measured":
+            reference = np.asarray(measured, dtype=np.float64)  # (J,)
+        else:
+            reference = command_reference(self._last_rows, self._last_rows_stamp_ns, chunk.control_period_s,
+                                          chunk.stamp_ns, measured)  # fmt: skip
         safe, report = clamp_chunk(
             rows, reference, robot.lower, robot.upper, robot.max_velocity * self.values["safety.velocity_scale"],
             chunk.control_period_s,

@@ -136,6 +136,10 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("safety.hold_timeout_s", 0.5, "inputs blocked this long -> publish a hold (current positions) once",
               low=0.01, high=60.0),
     ParamSpec("safety.velocity_scale", 1.0, "scales the robot description's velocity limits", low=0.01, high=1.0),
+    ParamSpec("safety.velocity_reference", "commanded", "the velocity limit's reference for row 0: commanded = the "
+              "target being commanded at the observation time (keeps a gripper's squeeze and an arm's tracking "
+              "lag), measured = the measured joint positions (a stricter bound on the first step from where the "
+              "robot is)", choices=("commanded", "measured")),
 ]  # fmt: skip
 SPECS = {p.name: p for p in PARAMS}
 

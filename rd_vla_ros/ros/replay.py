@@ -128,6 +128,8 @@ class OfflineReplay:
         sweep: (name, settings) to evaluate; the first is the deployed one.
         stride: control periods between inference ticks (1 = every control period).
         velocity_scale: the node's safety.velocity_scale, for the clamp statistics.
+        velocity_reference: the node's safety.velocity_reference ("commanded": the recorded command at
+            the observation time, else the measured joints; "measured": the measured joints).
     """
 
     def __init__(
@@ -139,6 +141,7 @@ class OfflineReplay:
         sweep: list[tuple[str, InferenceSettings]],
         stride: int = 1,
         velocity_scale: float = 1.0,
+        velocity_reference: str = "commanded",
     ) -> None:
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
@@ -154,6 +157,7 @@ class OfflineReplay:
         self.sweep = sweep
         self.stride = stride
         self.velocity_scale = velocity_scale
+        self.velocity_reference = velocity_reference
         self.period_ns = round(runner.policy.config.control_period_s * 1e9)
         self.chunk_length = runner.policy.config.head.chunk_length
 
@@ -257,8 +261,10 @@ class OfflineReplay:
         self, obs: Observation, result: ReplayResult
     ) -> tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None]:
         # the safety layer's velocity reference: the recorded command at the observation time (what the
-        # robot was being commanded towards), else the measured joints
+        # robot was being commanded towards), else (or with velocity_reference "measured") the measured joints
         commanded, valid = self._timeline.targets(np.array([obs.stamp_ns]))
+        if self.velocity_reference == "measured":
+            valid = np.zeros_like(valid)
         reference = np.where(valid[0], commanded[0], obs.joint_positions)  # (J,)
         with torch.no_grad():
             encoded, preprocess_s = self.runner.encode(obs)

@@ -167,3 +167,30 @@ def test_a_clock_that_jumps_back_restarts_the_schedule(ros_context, checkpoint: 
     finally:
         node.destroy_node()
         sim.node.destroy_node()
+
+
+def test_velocity_limit_reference_commanded_or_measured(ros_context, checkpoint: Path) -> None:
+    """At 1% of the velocity limits: relative to the commanded trajectory, consecutive commands walk
+    away from the measured position (0 here) towards the model's targets; switched at runtime to the
+    measured reference, every command's first point stays within one step of the measured position."""
+    step = 3.14 * 0.01 * 0.02 + 1e-9  # ALOHA arm joints: 3.14 rad/s, scale 0.01, 20 ms rows
+    params = (Parameter("safety.velocity_scale", value=0.01), Parameter("horizon.schedule", value="fixed"),
+              Parameter("horizon.fixed.h", value=2))  # fmt: skip
+    with commanding_node(ros_context, checkpoint, *params) as node:
+        arms = listen(node, "left_arm_controller/joint_trajectory", JointTrajectory)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+        def first_offsets(messages: list) -> list[float]:  # the arm joints' largest first-point offset from 0
+            return [max(abs(q) for q in m.points[0].positions[:6]) for m in messages if len(m.points) > 1]
+
+        assert spin_until([node], ros_context, lambda: max(first_offsets(arms), default=0) > 3 * step, timeout=20)
+        result = node.set_parameters([Parameter("safety.velocity_reference", value="measured")])[0]
+        assert result.successful, result.reason
+        spin_until([node], ros_context, lambda: False, timeout=0.2)  # a command in flight may still arrive
+        switched = len(arms)
+        assert spin_until([node], ros_context, lambda: len(first_offsets(arms[switched:])) >= 5, timeout=20)
+        assert max(first_offsets(arms[switched:])) <= step, first_offsets(arms[switched:])
+        rejected = node.set_parameters([Parameter("safety.velocity_reference", value="predicted")])[0]
+        assert not rejected.successful and "safety.velocity_reference must be one of" in rejected.reason
+        node.trigger_deactivate()
