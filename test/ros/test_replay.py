@@ -254,3 +254,36 @@ def test_demo_bag_refuses_to_overwrite(tmp_path: Path, capsys) -> None:
     assert main(["demo-bag", str(bag)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert digest(bag) == before
+
+
+def test_velocity_reference_parameter_sets_the_clamp_reference(tmp_path: Path, constant_ckpt: Path) -> None:
+    """The joint states are rewritten to sit exactly at the constant chunk: measured from them, its rows
+    need no velocity clamp; measured from the recorded (sinusoidal) commands, they do."""
+    from rd_vla_ros.ros.bags import BagSource
+    from rd_vla_ros.ros.conversions import ns_to_time
+
+    bag = write_demo_bag(tmp_path / "demo", seconds=0.4)
+    at_constant = tmp_path / "at_constant"
+    with BagSource(bag) as source, BagWriter(at_constant, "mcap") as w:
+        for c, t, raw in source.raw_messages():
+            if c.topic == "/joint_states":
+                state = JointState(name=ROBOT.joint_names, position=CONSTANT.tolist())
+                state.header.stamp = ns_to_time(t)
+                raw = serialize_message(state)
+            w.write(c.topic, c.msgtype, t, raw)
+    clamps = {}
+    for reference in ("commanded", "measured"):
+        params = yaml.safe_load(config_path("rd_vla_node.yaml").read_text())
+        params["rd_vla_node"]["ros__parameters"]["safety"]["velocity_reference"] = reference
+        params_file = tmp_path / f"{reference}.yaml"
+        params_file.write_text(yaml.safe_dump(params))
+        out = tmp_path / reference
+        rc = replay([str(at_constant), "--checkpoint", str(constant_ckpt), "--params", str(params_file),
+                     "--out", str(out), "--thresholds", "", "--fixed-depths", ""])  # fmt: skip
+        assert rc == 0
+        report = json.loads((out / "report.json").read_text())
+        clamps[reference] = report["settings"][0]["safety_clamps"]
+    # measured: only the targets outside the position limits, in each of the 8 executed rows of every chunk
+    outside = int(np.count_nonzero(np.clip(CONSTANT, ROBOT.lower, ROBOT.upper) != CONSTANT))
+    assert clamps["measured"] == report["ticks"]["evaluated"] * 8 * outside, (clamps, outside)
+    assert clamps["commanded"] > clamps["measured"], clamps
