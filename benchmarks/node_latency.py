@@ -60,6 +60,7 @@ from rd_vla_ros.ros.params import torch_threads
 from rd_vla_ros.runner import PolicyRunner
 
 DEPTH = 12
+RATE_HZ = 30.0  # cameras and joint states; the node re-plans on each new input, so also the bare cadence
 SETTINGS = InferenceSettings(fixed_depth=DEPTH, horizon="fixed", horizon_params={"h": 1})
 
 
@@ -94,7 +95,7 @@ def measure(policy: RDVLAPolicy, checkpoint: Path, cameras: list[str], seconds: 
     )  # fmt: skip
     context = Context()
     rclpy.init(context=context)
-    sensors = SyntheticSensors(context, cameras, ALOHA_JOINTS, size=224, rate_hz=30.0)
+    sensors = SyntheticSensors(context, cameras, ALOHA_JOINTS, size=224, rate_hz=RATE_HZ)
     node = Node("latency_probe", context=context)
     received: list[tuple[int, ActionChunk]] = []
     node.create_subscription(
@@ -119,7 +120,7 @@ def measure(policy: RDVLAPolicy, checkpoint: Path, cameras: list[str], seconds: 
             due = time.monotonic()
             end = due + seconds / rounds
             while due < end:
-                due += 1 / 30
+                due += 1 / RATE_HZ
                 time.sleep(max(0.0, due - time.monotonic()))
                 bare.append(runner.run(obs)[1].total_s)
             sensors.cameras_on = sensors.joints_on = True

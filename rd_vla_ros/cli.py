@@ -458,8 +458,8 @@ def ros_eval(checkpoint: str, tasks: list[str], seeds: list[int], rtf: float, pr
         its = [e["mean_iterations"] for e in episodes]
         horizons = Counter()
         for e in episodes:
-            horizons.update({int(h): n for h, n in e["horizons"].items()})
-        mean_horizon = sum(h * n for h, n in horizons.items()) / max(1, sum(horizons.values()))
+            horizons.update({int(h): count for h, count in e["horizons"].items()})  # H_exec -> chunks
+        mean_horizon = sum(h * count for h, count in horizons.items()) / max(1, sum(horizons.values()))
         results[task] = {"deployed (ROS node + bridge)": {
             "episodes": n, "success_reached": reached / n, "success_reached_ci95": wilson(reached, n),
             "success_final": final / n, "success_final_ci95": wilson(final, n),

@@ -366,7 +366,7 @@ class RDVLANode(LifecycleNode):
         self._want_input = False
         self._last_obs_stamp_ns = obs.stamp_ns
         try:
-            chunk, timing = self.runner.run(obs, self._sequence)
+            chunk, _ = self.runner.run(obs, self._sequence)
         except InvalidOutputError as err:
             self.stats.invalid_outputs += 1
             self.get_logger().error(f"invalid model output, nothing published: {err}", throttle_duration_sec=2.0)
@@ -376,14 +376,15 @@ class RDVLANode(LifecycleNode):
             self.get_logger().error(f"inference failed, nothing published: {err}", throttle_duration_sec=2.0)
             self._maybe_hold(self._now(), "inference failing")
             return period_s
-        self._publish_chunk(chunk, timing.total_s, obs.joint_positions)
+        self._publish_chunk(chunk, obs.joint_positions)
         return max(0.0, min((self._next_due_ns - self._now()) / 1e9, period_s))
 
-    def _publish_chunk(self, chunk: ActionChunkData, latency_s: float, measured: np.ndarray) -> None:
+    def _publish_chunk(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
         if not self._active:
             self.stats.dropped_chunks += 1
             return
         self._sequence += 1
+        latency_s = chunk.inference_latency_s
         self.stats.record_chunk(latency_s, chunk.iterations, chunk.converged, chunk.observation_age_s)
         period_ns = int(chunk.control_period_s * 1e9)
         # re-plan so the next chunk is ready when this one's executed rows run out

@@ -262,10 +262,11 @@ class OfflineReplay:
     ) -> tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None]:
         # the safety layer's velocity reference: the recorded command at the observation time (what the
         # robot was being commanded towards), else (or with velocity_reference "measured") the measured joints
-        commanded, valid = self._timeline.targets(np.array([obs.stamp_ns]))
         if self.velocity_reference == "measured":
-            valid = np.zeros_like(valid)
-        reference = np.where(valid[0], commanded[0], obs.joint_positions)  # (J,)
+            reference = np.asarray(obs.joint_positions, dtype=np.float64)  # (J,)
+        else:
+            commanded, valid = self._timeline.targets(np.array([obs.stamp_ns]))
+            reference = np.where(valid[0], commanded[0], obs.joint_positions)  # (J,)
         with torch.no_grad():
             encoded, preprocess_s = self.runner.encode(obs)
             chunks: list[tuple[SettingStats, ActionChunkData]] = []
