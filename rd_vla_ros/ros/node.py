@@ -27,6 +27,7 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -87,12 +88,17 @@ class RDVLANode(LifecycleNode):
         self._last_rows: np.ndarray | None = None  # the executed rows last commanded (velocity reference)
         self._last_rows_stamp_ns = 0
         self._entities: list[Any] = []
-        self._timers: list[Any] = []
+        self._activity_timers: list[Any] = []
         self._last_reject_log: dict[str, float] = {}
         self.chunk_pub: Any = None
         self.diag_pub: Any = None
         self.arm_pubs: list[Any] = []
         self.gripper_pubs: list[Any] = []
+        # rclpy's signal thread wakes the executors *before* it shuts the context down (rclpy
+        # signal_handler.cpp), so a spin() woken early goes back to waiting; when every other timer runs
+        # on a stopped /clock (use_sim_time, bag ended) nothing would wake it again and SIGINT/SIGTERM
+        # would be ignored. A steady-clock timer bounds that wait: spin() sees the shutdown within 0.5 s.
+        self._shutdown_poll = self.create_timer(0.5, _nothing, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     # ------------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -167,16 +173,16 @@ class RDVLANode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="rd_vla_inference", daemon=True)
         self._worker.start()
         period = self.runner.policy.config.control_period_s if self.runner else 0.02
-        self._timers = [self.create_timer(self.values["diagnostics_period_s"], self._publish_diagnostics)]
+        self._activity_timers = [self.create_timer(self.values["diagnostics_period_s"], self._publish_diagnostics)]
         if self.get_clock().ros_time_is_active:
             # simulated time: the inference thread's sleeps are wall-clock, so a timer on the ROS clock
             # also wakes it every control period (on the system clock its own timeouts are exact)
-            self._timers.append(self.create_timer(period, self._wake.set))
+            self._activity_timers.append(self.create_timer(period, self._wake.set))
         self.get_logger().info(f"active; motion {'ENABLED' if self.values['motion_enabled'] else 'disabled'}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
+        self.stop_inference()
         if self.values["motion_enabled"]:
             self._publish_hold("deactivated")
         self.get_logger().info("inactive: no more commands")
@@ -188,21 +194,23 @@ class RDVLANode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop_worker()
+        self.stop_inference()
         self._destroy_interfaces()
         self._release_model()
         return TransitionCallbackReturn.SUCCESS
 
-    def _stop_worker(self) -> None:
+    def stop_inference(self) -> None:
+        """Stop the inference thread and the node's timers: deactivation, shutdown, or the process
+        ending without the lifecycle being walked (then before destroy_node)."""
         self._active = False
         self._stop.set()
         self._wake.set()
         if self._worker is not None:
             self._worker.join(timeout=30.0)
             self._worker = None
-        for timer in self._timers:
+        for timer in self._activity_timers:
             self.destroy_timer(timer)
-        self._timers = []
+        self._activity_timers = []
 
     def _release_model(self) -> None:
         self.runner = None
@@ -513,6 +521,10 @@ class RDVLANode(LifecycleNode):
         return self.get_clock().now().nanoseconds
 
 
+def _nothing() -> None:
+    pass
+
+
 def _resolve_config(value: str) -> Path:
     path = Path(value)
     return path if path.is_file() else config_path(value)
@@ -546,6 +558,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         # SIGINT shut the context down while spin() was building its wait set: an external shutdown too
     finally:
+        node.stop_inference()  # before its publishers go: the thread must not publish through them
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

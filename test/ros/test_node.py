@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 import weakref
 from pathlib import Path
 
 import numpy as np
 import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter, parameter_dict_from_yaml_file, parameter_value_to_python
 
@@ -112,17 +118,54 @@ def test_lifecycle_configure_fails_with_a_reason_then_succeeds(ros_context, chec
     assert good.runner is not None and good.runner.policy.config.head.action_dim == 14
     assert good.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert good._worker is not None and good._worker.is_alive()
+    assert len(list(good.timers)) == 2  # diagnostics + the steady shutdown poll (no control timer off sim time)
     assert len(good.stats.warmup_ms) == 2 and all(m > 0 for m in good.stats.warmup_ms)  # warmup_runs default
     # runtime change while active goes straight to the runner
     assert good.set_parameters([Parameter("halting.threshold", value=0.2)])[0].successful
     assert good.runner.settings.threshold == 0.2
     assert good.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert good._worker is None
+    assert list(good.timers) == [good._shutdown_poll]  # the diagnostics timer went with the activation
+    assert good.trigger_activate() == TransitionCallbackReturn.SUCCESS  # and again: no timer twice
+    assert len(list(good.timers)) == 2
+    assert good.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     model = weakref.ref(good.runner.policy)
     assert good.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert good.runner is None and good.chunk_pub is None
     assert model() is None  # released, although configure froze it out of the garbage collector's scans
     good.destroy_node()
+
+
+def test_spin_ends_when_the_context_shuts_down_without_a_wake_up(checkpoint: Path) -> None:
+    """rclpy's signal thread wakes the executors *before* it shuts the context down, so a spin() woken
+    early goes back to waiting; under use_sim_time with /clock stopped (a bag that ended) nothing wakes
+    it again and the node ignored SIGTERM (seen once in CI). Shut the context down the way that thread
+    does, rcl only, no wake-up: spin() must still return."""
+    context = Context()
+    rclpy.init(context=context)
+    node = RDVLANode(context=context, parameter_overrides=[Parameter("checkpoint", value=str(checkpoint)),
+                                                           Parameter("use_sim_time", value=True)])  # fmt: skip
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    ended = threading.Event()
+
+    def spin() -> None:
+        with contextlib.suppress(ExternalShutdownException):
+            executor.spin()
+        ended.set()
+
+    threading.Thread(target=spin, daemon=True).start()
+    time.sleep(0.3)  # spin() is waiting: no /clock, so the node's own timers never fire
+    with context.handle:
+        context.handle.shutdown()
+    try:
+        assert ended.wait(timeout=5.0), "spin() kept waiting on a context that was shut down"
+    finally:
+        node.stop_inference()
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
 
 
 def test_default_embedded_checkpoint_is_shipped_and_loads(ros_context) -> None:
