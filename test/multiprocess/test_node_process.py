@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -270,6 +271,28 @@ def test_after_the_malformed_burst_nothing_was_built_from_it_and_the_node_lives(
     assert len(warmup) == 1 and len(warmup[0].split(", ")) == 2, warmup  # two warm-up inferences at activation
     ok = wait_for(lambda: any("rejected joint_states message" in line for line in harness.log), 5)
     assert ok, "".join(line for line in harness.log if "WARN" in line or "ERROR" in line)[-3000:]
+
+
+def test_sigterm_holds_at_the_measured_positions_then_exits(harness: Harness) -> None:
+    """Last in this module: it ends the node. A stop signal (what launch and systemd send) walks the
+    lifecycle down while the context still works: a hold at the measured positions on each arm, the
+    last command it sends, then exit code 0 (rclpy's own handler shut the context down first, so
+    nothing could be published on the way out)."""
+    assert wait_for(lambda: len(harness.since(harness.left, time.monotonic() - 0.3)) >= 1, 10)  # commanding
+    t0 = time.monotonic()
+    harness.proc.send_signal(signal.SIGTERM)
+    assert harness.proc.wait(timeout=15) == 0, "".join(harness.log[-20:])
+    for arm in (harness.left, harness.right):
+        assert wait_for(lambda arm=arm: _is_hold(harness.since(arm, t0)[-1:]), 2), harness.since(arm, t0)[-1:]
+        (hold,) = harness.since(arm, t0)[-1:]
+        assert list(hold.points[0].positions) == pytest.approx([0.0] * 7)  # FakeRobot's measured joints
+    log = "".join(harness.log)
+    assert "SIGTERM: ending from active" in log and "holding current positions (deactivated)" in log, log[-2000:]
+    assert "Traceback" not in log
+
+
+def _is_hold(last: list[JointTrajectory]) -> bool:
+    return len(last) == 1 and len(last[0].points) == 1 and time_to_ns(last[0].header.stamp) == 0
 
 
 def _value(array: DiagnosticArray, key: str) -> str:
