@@ -84,6 +84,7 @@ class RDVLANode(LifecycleNode):
         self._last_obs_stamp_ns = -1  # newest input stamp of the last observation run
         self._last_tick_ns = 0  # the clock at the inference thread's previous step
         self._want_input = False  # the inference thread waits for an input newer than that
+        self._first_new_input_ns = 0  # when the first such input arrived (0: none yet); starts inputs.settle_s
         self._sequence = 0
         self._last_command_ns = 0
         self._hold_sent = False
@@ -168,6 +169,7 @@ class RDVLANode(LifecycleNode):
         self._last_obs_stamp_ns = -1
         self._last_tick_ns = 0
         self._want_input = False
+        self._first_new_input_ns = 0
         self._last_command_ns = self._now()
         self._hold_sent = False
         self._last_rows = None
@@ -296,8 +298,7 @@ class RDVLANode(LifecycleNode):
             self._reject(name, why)
             return
         self.rates[name].tick(now)
-        if self._want_input:
-            self._wake.set()
+        self._input_arrived(now)
 
     def _on_joint_state(self, msg: JointState) -> None:
         now = self._now()
@@ -308,7 +309,13 @@ class RDVLANode(LifecycleNode):
             self._reject("joint_states", why)
             return
         self.rates["joint_states"].tick(now)
+        self._input_arrived(now)
+
+    def _input_arrived(self, now: int) -> None:
+        """Wake the inference thread if it waits for a new input (noting when the first one came)."""
         if self._want_input:
+            if not self._first_new_input_ns:
+                self._first_new_input_ns = now
             self._wake.set()
 
     def _on_instruction(self, msg: String) -> None:
@@ -378,10 +385,15 @@ class RDVLANode(LifecycleNode):
         if self._stop.is_set() or self.assembler is None or self.runner is None:
             return period_s
         if now < self._last_tick_ns:  # the clock went backwards (simulation or bag restarted)
-            self._next_due_ns, self._last_obs_stamp_ns = 0, -1
+            self._next_due_ns, self._last_obs_stamp_ns, self._first_new_input_ns = 0, -1, 0
         self._last_tick_ns = now
         if now < self._next_due_ns:
             return min((self._next_due_ns - now) / 1e9, period_s)
+        # waited for a new input and the first has come: let the rest of its instant (the other
+        # cameras, the joint state) arrive before assembling, for inputs.settle_s
+        settle_end_ns = self._first_new_input_ns + round(self.values["inputs.settle_s"] * 1e9)
+        if self._want_input and self._first_new_input_ns and now < settle_end_ns:
+            return min((settle_end_ns - now) / 1e9, period_s)
         with self._lock:
             obs, reason = self.assembler.assemble(now)
         if obs is None:
@@ -391,6 +403,7 @@ class RDVLANode(LifecycleNode):
             self._maybe_hold(now)
             return period_s
         if obs.stamp_ns == self._last_obs_stamp_ns:
+            self._first_new_input_ns = 0  # (an input that was not newer does not open the settle window)
             self._want_input = True  # the input callbacks wake the thread
             return period_s
         self._want_input = False

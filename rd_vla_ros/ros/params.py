@@ -133,6 +133,9 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("inputs.joint_state_max_age_s", 0.1, "joint states older than this block inference", low=1e-3,
               high=60.0),
     ParamSpec("inputs.sync_tolerance_s", 0.05, "largest stamp spread between cameras", low=1e-4, high=60.0),
+    ParamSpec("inputs.settle_s", 0.0, "when inference waits for a new input: wait this long after the first one "
+              "arrives, so the other cameras and the joint state of the same instant are used too (a few ms "
+              "for synchronized camera rigs); 0 = start at once", low=0.0, high=1.0),
     ParamSpec("safety.hold_timeout_s", 0.5, "inputs blocked this long -> publish a hold (current positions) once",
               low=0.01, high=60.0),
     ParamSpec("safety.velocity_scale", 1.0, "scales the robot description's velocity limits", low=0.01, high=1.0),

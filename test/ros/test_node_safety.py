@@ -1,9 +1,11 @@
 """rd_vla_node in-process, driven by synthetic sensors over DDS: a model that outputs NaN or fails
 commands nothing, grippers on their own topics, the shutdown transition, a simulated clock that
-jumps back."""
+jumps back, the settle window for the messages of one sensor instant."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ from rd_vla_ros.msg import ActionChunk
 from ros_helpers import spin_until
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
 
 from rd_vla_ros.cli import init_checkpoint
@@ -194,3 +197,66 @@ def test_velocity_limit_reference_commanded_or_measured(ros_context, checkpoint:
         rejected = node.set_parameters([Parameter("safety.velocity_reference", value="predicted")])[0]
         assert not rejected.successful and "safety.velocity_reference must be one of" in rejected.reason
         node.trigger_deactivate()
+
+
+class StaggeredRig:
+    """Two 64 px cameras and joint states at 10 Hz whose messages of one instant arrive 15 ms apart:
+    the top camera first, then the wrist camera and the joint state, all stamped with the instant."""
+
+    def __init__(self, context) -> None:
+        self.node = Node("staggered_rig", context=context)
+        self.top, self.wrist = (self.node.create_publisher(Image, f"cameras/{c}/image_raw", CAMERA_QOS)
+                                for c in ("top", "left_wrist"))  # fmt: skip
+        self.joints = self.node.create_publisher(JointState, "joint_states", 10)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        frame = bytes(64 * 64 * 3)
+        while not self._stop.is_set():
+            t_ns = self.node.get_clock().now().nanoseconds
+            self.top.publish(image_cdr(t_ns, "camera", 64, 64, "rgb8", 3 * 64, frame))
+            time.sleep(0.015)
+            self.wrist.publish(image_cdr(t_ns, "camera", 64, 64, "rgb8", 3 * 64, frame))
+            self.joints.publish(JointState(header=Header(stamp=ns_to_time(t_ns)), name=ALOHA_JOINTS,
+                                           position=[0.0] * 14))  # fmt: skip
+            time.sleep(0.085)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.node.destroy_node()
+
+
+def test_settle_window_uses_every_message_of_the_instant(ros_context, checkpoint: Path) -> None:
+    """The node re-plans every 20 ms (H_exec 1), so it always waits for the next instant and wakes on
+    its first message: without a settle window it pairs that camera with the other inputs of the
+    previous instant; with inputs.settle_s = 30 ms (set at runtime) every chunk's inputs share a stamp."""
+    rig = StaggeredRig(ros_context)
+    node = RDVLANode(context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=str(checkpoint)), Parameter("instruction", value="pick"),
+        Parameter("horizon.schedule", value="fixed"), Parameter("horizon.fixed.h", value=1),
+        Parameter("halting.fixed_depth", value=4), Parameter("inputs.joint_state_max_age_s", value=0.2),
+        Parameter("inputs.sync_tolerance_s", value=0.2)])  # fmt: skip
+    try:
+        chunks = listen(node, "/rd_vla_node/action_chunk", ActionChunk)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+        def mixed(batch: list[ActionChunk]) -> list[bool]:
+            return [len({time_to_ns(t) for t in c.input_stamps}) > 1 for c in batch]
+
+        assert spin_until([node], ros_context, lambda: len(chunks) >= 9, timeout=20)
+        assert sum(mixed(chunks[1:])) >= 6, mixed(chunks)  # the first may find a complete instant
+        assert node.set_parameters([Parameter("inputs.settle_s", value=0.03)])[0].successful
+        spin_until([node], ros_context, lambda: False, timeout=0.15)  # a chunk in flight may still arrive
+        settled = len(chunks)
+        assert spin_until([node], ros_context, lambda: len(chunks) >= settled + 8, timeout=20)
+        assert not any(mixed(chunks[settled:])), mixed(chunks[settled:])
+        rejected = node.set_parameters([Parameter("inputs.settle_s", value=-0.01)])[0]
+        assert not rejected.successful and "inputs.settle_s" in rejected.reason
+        node.trigger_deactivate()
+    finally:
+        node.destroy_node()
+        rig.close()
