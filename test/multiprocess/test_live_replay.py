@@ -31,7 +31,7 @@ def test_offline_and_live_replay_agree(tmp_path: Path) -> None:
     node = subprocess.Popen(
         [sys.executable, "-m", "rd_vla_ros.ros.node", "--ros-args", "--params-file",
          str(config_path("rd_vla_node.yaml")), "-p", f"checkpoint:={checkpoint}", "-p", "autostart:=true",
-         "-p", "use_sim_time:=true", "-p", "instruction:=transfer the cube"],
+         "-p", "use_sim_time:=true", "-p", "instruction:=transfer the cube", "-p", "inputs.settle_s:=0.005"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )  # fmt: skip
     recorded = tmp_path / "live"
@@ -62,10 +62,12 @@ def test_offline_and_live_replay_agree(tmp_path: Path) -> None:
                "--thresholds", "", "--fixed-depths", "", "--quiet", "--no-plots"])  # fmt: skip
     assert rc == 0
     report = json.loads((out / "report.json").read_text())["live"]
-    # A live chunk has an offline twin when the node saw a complete set of same-time inputs; when its
-    # inference started between two messages of one instant (camera of t with joint state of t - 1) no
-    # offline tick sees that mix (seen here: 99 of 100 and 99 of 99 matched). Every twin must be identical.
-    assert report["matched"] >= max(10, 0.5 * report["live_chunks"]), report
+    # A live chunk has an offline twin when the node saw a complete set of same-time inputs: the 5 ms
+    # settle window (bag time) lets the rest of an instant arrive after its first message (seen here:
+    # 99 of 99 and 100 of 100 matched; without it 99 of 100 and 99 of 99: a camera of t with the joint
+    # state of t - 1, which no offline tick assembles). Every twin must be identical.
+    print(f"live replay: {report['matched']} of {report['live_chunks']} live chunks matched")
+    assert report["matched"] >= max(10, 0.9 * report["live_chunks"]), report
     assert report["max_abs_diff"] == 0.0 and report["same_iterations_share"] == 1.0, report
     assert report["same_horizon_share"] == 1.0
 
