@@ -5,6 +5,8 @@ A managed (lifecycle) node:
     activate    start inference: a worker thread re-plans when the execution horizon runs out
     deactivate  stop at once: no more commands; a hold (current positions) if motion was enabled
     cleanup     release the model (and GPU memory)
+SIGINT/SIGTERM walk it down (deactivate, so a hold when motion was enabled; then shutdown) before
+ROS is shut down (main()).
 
 Callbacks only convert messages and store the latest one per input; inference runs on its own
 thread, at most one at a time, always on the newest observation. Motion commands (one
