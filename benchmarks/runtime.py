@@ -7,7 +7,8 @@
 For each size and device: export the policy (rd_vla_ros.export.onnx) into a temporary directory, then
 on one observation (batch 1, two cameras, a short instruction) measure the runtimes, alternating
 repeat by repeat so all see the same machine load: torch (float32), torch with a bfloat16 backbone,
-onnxruntime without and with I/O binding (the default is plain on CPU, bound on a GPU):
+onnxruntime with the whole loop in head_loop.onnx (the default) and with the loop on the host around
+head_step.onnx, the latter without and with I/O binding (binding is the default on a GPU only):
   - encode (backbone + conditioning, once per observation),
   - one head iteration (core + coda),
   - a whole chunk at fixed depth 12 and with adaptive halting (action_mse, delta 1e-3),
@@ -52,19 +53,21 @@ def observation(policy: RDVLAPolicy) -> dict:
 
 def make_runtimes(policy: RDVLAPolicy, directory: Path, device: torch.device) -> dict[str, object]:
     """The runtimes compared on `device`: torch float32, torch with a bfloat16 backbone, onnxruntime
-    with and without I/O binding; the first onnxruntime entry is the default on that device."""
+    with the loop graph, and with the host loop without and with I/O binding; the first onnxruntime
+    entry is the default on that device."""
     threads = torch.get_num_threads()
     half = copy.deepcopy(policy)
     runtimes: dict[str, object] = {
         "torch": policy.to(device),
         "torch bf16 backbone": half.to(device).eval().half_backbone(),
     }
-    if device.type == "cuda":
-        runtimes["onnxruntime CUDA (I/O binding)"] = OnnxPolicy(directory, ["CUDAExecutionProvider"], threads, True)
-        runtimes["onnxruntime CUDA (plain run)"] = OnnxPolicy(directory, ["CUDAExecutionProvider"], threads, False)
-    else:  # the first onnxruntime entry is each device's default
-        runtimes["onnxruntime (plain run)"] = OnnxPolicy(directory, ["CPUExecutionProvider"], threads, False)
-        runtimes["onnxruntime (I/O binding)"] = OnnxPolicy(directory, ["CPUExecutionProvider"], threads, True)
+    cuda = device.type == "cuda"
+    providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+    prefix = "onnxruntime CUDA" if cuda else "onnxruntime"
+    # the first onnxruntime entry is each device's default
+    runtimes[f"{prefix} (loop graph)"] = OnnxPolicy(directory, providers, threads, cuda, loop=True)
+    runtimes[f"{prefix} (host loop, plain run)"] = OnnxPolicy(directory, providers, threads, False, loop=False)
+    runtimes[f"{prefix} (host loop, I/O binding)"] = OnnxPolicy(directory, providers, threads, True, loop=False)
     return runtimes
 
 
@@ -124,6 +127,10 @@ def measure(size: str, repeats: int, device: torch.device) -> tuple[list[list[ob
     bound = next(name for name in runtimes if "I/O binding" in name)
     plain = next(name for name in runtimes if "plain run" in name)
     stats["binding_speedup"] = fixed_p50[plain] / fixed_p50[bound]  # > 1: binding is faster
+    host = bound if device.type == "cuda" else plain  # the host loop as it would run by default
+    stats["loop_speedup"] = fixed_p50[host] / fixed_p50[ort_name]  # > 1: the loop graph is faster
+    adaptive_p50 = {name: percentile_ms(times[name]["adaptive"], 50) for name in (host, ort_name)}
+    stats["loop_speedup_adaptive"] = adaptive_p50[host] / adaptive_p50[ort_name]
     return rows, stats
 
 
@@ -165,6 +172,8 @@ def main() -> int:
                   f"bf16_backbone_speedup_{name}={s['bf16_speedup']:.3f}",
                   f"export_s_{name}={s['export_s']:.1f}"]  # fmt: skip
         parts.append(f"ort_binding_over_plain_{name}={s['binding_speedup']:.3f}")
+        parts.append(f"ort_loop_graph_over_host_loop_{name}={s['loop_speedup']:.3f}")
+        parts.append(f"ort_loop_graph_over_host_loop_adaptive_{name}={s['loop_speedup_adaptive']:.3f}")
     print(" ".join(parts))
     return 0
 

@@ -9,7 +9,7 @@ rd-vla play BAG [--rate 1] [--clock] [--record OUT]     publish a bag into a run
 rd-vla train BAG... --out DIR [--steps N] [--resume]    train from recorded bags (accelerate / torchrun DDP)
 rd-vla sim-demos OUT [--episodes 50]                    scripted ALOHA demonstrations recorded as bags
 rd-vla sim-eval --checkpoint DIR [--episodes 20]        closed-loop success vs recurrent depth in the simulation
-rd-vla export CHECKPOINT OUT                            ONNX graphs (encode, head step) + manifest for onnxruntime
+rd-vla export CHECKPOINT OUT                            ONNX graphs (encode, head step, loop) + manifest for onnxruntime
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="merge result files of earlier runs (e.g. one per task, in parallel) into --out")  # fmt: skip
     ex = sub.add_parser("export", help="export a checkpoint as ONNX graphs for onnxruntime (node runtime:=onnxruntime)")
     ex.add_argument("checkpoint", help="checkpoint directory or 'embedded'")
-    ex.add_argument("out", type=Path, help="output directory (encode.onnx, head_step.onnx, manifest.json)")
+    ex.add_argument("out", type=Path, help="output directory (encode, head_step, head_loop .onnx; manifest.json)")
     return parser
 
 

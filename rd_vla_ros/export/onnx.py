@@ -4,10 +4,14 @@
                     s_pre (B, K, D), every cross-attention's keys/values (B, H, M, hd), attention masks
     head_step.onnx  one recurrent iteration: (S_{k-1}, a_{k-1}, cached conditioning) ->
                     S_k (B, K, D), a_k normalised (B, K, A), a_k raw (B, K, A), action-MSE residual (B,)
+    head_loop.onnx  the whole adaptive loop (action-MSE halting or a fixed depth) as one ONNX Loop
+                    around head_step's nodes: (S_0, conditioning, bounds, threshold) -> chunk, k*, ...
+                    (rd_vla_ros.export.loop)
     manifest.json   format, shapes, dtypes, dynamic axes, the policy config, sha256 of each graph
 
-The adaptive loop (initial scratchpad, halting, per-sample freezing, execution horizon) runs on the
-host around head_step (rd_vla_ros.export.runtime), with the same halting code as torch. Batch, number
+The runtime (rd_vla_ros.export.runtime) draws the initial scratchpad and applies the execution
+horizon on the host; the loop runs in head_loop.onnx for action-MSE halting and fixed depths, and on
+the host around head_step (the same halting code as torch) for the other criteria. Batch, number
 of instruction tokens (and so the memory length) are dynamic axes.
 """
 
@@ -18,9 +22,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import onnx
 import torch
 from torch import nn
 
+from rd_vla_ros.export.loop import LOOP_INPUTS, LOOP_OUTPUTS, build_loop_model
 from rd_vla_ros.model.context import HeadContext
 from rd_vla_ros.model.policy import RDVLAPolicy
 from rd_vla_ros.model.serialization import to_dict
@@ -139,6 +145,9 @@ def export(policy: RDVLAPolicy, out: Path) -> dict[str, Any]:
         torch.onnx.export(step, step_inputs, str(out / "head_step.onnx"), input_names=step_names,
                           output_names=["new_state", "actions", "raw_actions", "action_mse"], dynamic_axes=step_axes,
                           opset_version=OPSET, dynamo=False)  # fmt: skip
+    head = policy.config.head
+    loop = build_loop_model(onnx.load(str(out / "head_step.onnx")), head.chunk_length, head.action_dim)
+    onnx.save(loop, str(out / "head_loop.onnx"))
     manifest = {
         "format_version": MANIFEST_VERSION,
         "opset": OPSET,
@@ -152,6 +161,9 @@ def export(policy: RDVLAPolicy, out: Path) -> dict[str, Any]:
                        "outputs": enc_outputs},
             "head_step": {"file": "head_step.onnx", "sha256": _sha256(out / "head_step.onnx"),
                           "inputs": step_names, "outputs": ["new_state", "actions", "raw_actions", "action_mse"]},
+            "head_loop": {"file": "head_loop.onnx", "sha256": _sha256(out / "head_loop.onnx"),
+                          "inputs": [LOOP_INPUTS[0], *step_names[2:], *LOOP_INPUTS[1:]],
+                          "outputs": list(LOOP_OUTPUTS), "halting": ["action_mse", "fixed"]},
         },
         "dynamic_axes": ["batch", "tokens", "task_len", "coda_len"],
     }  # fmt: skip

@@ -1,8 +1,11 @@
 """OnnxPolicy: the exported graphs behind the policy surface PolicyRunner uses (encode, run_head).
 
-The adaptive loop is the torch head's own (`adaptive_loop`) around `head_step.onnx`, with the same
-halting criteria, the same scratchpad initialisation from the same generator, the same execution-
-horizon schedules: for the same observation and seed, torch and onnxruntime halt at the same k*.
+The scratchpad is initialised from the same generator as torch and the same execution-horizon
+schedules apply. The loop itself runs in one of two places: with action-MSE halting (the default) or a
+fixed depth, inside `head_loop.onnx` (an ONNX Loop: one session run per chunk instead of k*); with the
+other criteria, or `loop=False`, on the host: the torch head's own `adaptive_loop` around
+`head_step.onnx`. Either way, for the same observation and seed, torch and onnxruntime halt at the same
+k* (barring a residual within float rounding of the threshold: the graph computes the MSE in ONNX).
 
 The active execution providers are those the sessions report (`providers`), not the available ones:
 asking for CUDA on a machine without it silently falls back to CPU, and the node logs what it got.
@@ -19,6 +22,7 @@ tensors live on the host and onnxruntime copies them, as without binding.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,15 +32,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from rd_vla_ros.export.loop import LOOP_INPUTS, LOOP_OUTPUTS
 from rd_vla_ros.model.config import InferenceSettings, RDVLAConfig
 from rd_vla_ros.model.halting import make_criterion
-from rd_vla_ros.model.head import StepFn, adaptive_loop
+from rd_vla_ros.model.head import HeadOutput, StepFn, adaptive_loop
 from rd_vla_ros.model.horizon import make_schedule
 from rd_vla_ros.model.policy import ChunkPrediction
 from rd_vla_ros.model.serialization import from_dict
 from rd_vla_ros.model.tokenizers import make_tokenizer, pad_batch
 
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+LOOP_HALTING = ("action_mse",)  # criteria head_loop.onnx computes (and fixed depths)
 
 
 class ExportError(ValueError):
@@ -61,7 +67,7 @@ class OnnxPolicy:
     """Loads encode.onnx + head_step.onnx + manifest.json written by rd_vla_ros.export.onnx.export."""
 
     def __init__(self, directory: str | Path, providers: tuple[str, ...] | list[str] = DEFAULT_PROVIDERS,
-                 threads: int = 0, io_binding: bool | None = None) -> None:  # fmt: skip
+                 threads: int = 0, io_binding: bool | None = None, loop: bool | None = None) -> None:  # fmt: skip
         import onnxruntime as ort
 
         directory = Path(directory)
@@ -92,6 +98,10 @@ class OnnxPolicy:
         self.action_std = torch.tensor(norm["action_std"])
         self.scratchpad_scale = float(self.manifest["scratchpad_scale"])
         self.step_inputs = [i.name for i in self.sessions["head_step"].get_inputs()]
+        if loop and "head_loop" not in self.sessions:
+            raise ExportError(f"{directory} has no head_loop.onnx (an older export: run `rd-vla export` again)")
+        # None: the loop graph where the export has it (older exports run the loop on the host)
+        self.loop = "head_loop" in self.sessions if loop is None else loop
         self.device = torch.device("cpu")  # tensors handed to the runner live on the host
         on_cuda = self.providers[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         # None: bind on a GPU provider, where it saves host/device copies; on CPU binding gains nothing
@@ -143,24 +153,66 @@ class OnnxPolicy:
         z = torch.empty(b, h.chunk_length, h.d_model)
         nn.init.trunc_normal_(z, mean=0.0, std=1.0, a=-3.0, b=3.0, generator=generator)
         state = z * self.scratchpad_scale  # (B, K, D), as RecurrentDepthHead.initialize_state
+        lo, hi = settings.iteration_bounds
+        if self.uses_loop_graph(settings):
+            out = self._run_loop(encoded, state, lo, hi, settings.effective_threshold if settings.adaptive else 0.0)
+        else:
+            out = self._run_host_loop(encoded, state, settings, lo, hi)
+        actions = out.actions * self.action_std + self.action_mean  # (B, K, A) raw units
+        schedule = make_schedule(settings.horizon, chunk_length=h.chunk_length, **settings.horizon_params)
+        horizon = torch.as_tensor(np.asarray(schedule(out.iterations.numpy())), dtype=torch.long)
+        return ChunkPrediction(actions, out.iterations, out.converged, out.residual_trace, out.final_residual,
+                               horizon, settings, encoded.backbone_latency_s, time.perf_counter() - start)  # fmt: skip
+
+    def uses_loop_graph(self, settings: InferenceSettings) -> bool:
+        """Whether `settings` run in head_loop.onnx (else on the host around head_step.onnx)."""
+        return self.loop and (not settings.adaptive or settings.halting in LOOP_HALTING)
+
+    def _run_loop(self, encoded: OnnxEncoded, state: torch.Tensor, lo: int, hi: int, threshold: float) -> HeadOutput:
+        """The whole loop in one run of head_loop.onnx (threshold 0: a fixed depth, as no MSE is below 0)."""
+        session = self.sessions["head_loop"]
+        fixed = {k: v for k, v in encoded.outputs.items() if k in self.step_inputs}
+        scalars = {LOOP_INPUTS[0]: state.numpy(), LOOP_INPUTS[1]: np.array(lo, np.int64),
+                   LOOP_INPUTS[2]: np.array(hi, np.int64), LOOP_INPUTS[3]: np.array(threshold, np.float32)}  # fmt: skip
+        if self.io_binding:  # the conditioning stays where encode left it
+            binding = session.io_binding()
+            for name, value in fixed.items():
+                if isinstance(value, np.ndarray):
+                    binding.bind_cpu_input(name, value)
+                else:
+                    binding.bind_ortvalue_input(name, value)
+            for name, value in scalars.items():
+                binding.bind_cpu_input(name, value)
+            for name in LOOP_OUTPUTS:
+                binding.bind_output(name, "cpu")
+            session.run_with_iobinding(binding)
+            values = [v.numpy() for v in binding.get_outputs()]
+        else:
+            values = session.run(list(LOOP_OUTPUTS), {**fixed, **scalars})
+        actions, iterations, converged, trace = (torch.from_numpy(v) for v in values)  # trace (n, B)
+        full = torch.full((state.shape[0], hi), math.nan)  # (B, max_iterations), as adaptive_loop's
+        full[:, : trace.shape[0]] = trace.T
+        final = full.gather(1, (iterations - 1).unsqueeze(1)).squeeze(1)  # (B,)
+        return HeadOutput(actions, iterations, converged, full, final)
+
+    def _run_host_loop(
+        self, encoded: OnnxEncoded, state: torch.Tensor, settings: InferenceSettings, lo: int, hi: int
+    ) -> HeadOutput:
+        """adaptive_loop (any criterion) around head_step.onnx, one session run per iteration."""
+        h = self.config.head
+        b = encoded.batch_size
         fixed = {k: v for k, v in encoded.outputs.items() if k in self.step_inputs}
         step = (
             _BoundHeadStep(self.sessions["head_step"], fixed, b, h.chunk_length, h.action_dim, self.work_device)
             if self.io_binding
             else self._plain_step(fixed, b)
         )
-        lo, hi = settings.iteration_bounds
         name = settings.halting if settings.adaptive else "fixed"
         out = adaptive_loop(
             step, state.to(self.work_device), make_criterion(name, settings.threshold if settings.adaptive else None),
             lo, hi,
         )  # fmt: skip
-        out = out.to(self.device)  # the one copy to the host
-        actions = out.actions * self.action_std + self.action_mean  # (B, K, A) raw units
-        schedule = make_schedule(settings.horizon, chunk_length=h.chunk_length, **settings.horizon_params)
-        horizon = torch.as_tensor(np.asarray(schedule(out.iterations.numpy())), dtype=torch.long)
-        return ChunkPrediction(actions, out.iterations, out.converged, out.residual_trace, out.final_residual,
-                               horizon, settings, encoded.backbone_latency_s, time.perf_counter() - start)  # fmt: skip
+        return out.to(self.device)  # the one copy to the host
 
     def _plain_step(self, fixed: dict[str, np.ndarray], b: int) -> StepFn:
         """One head iteration through session.run: numpy in, numpy out, host memory every time."""

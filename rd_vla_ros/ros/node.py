@@ -123,7 +123,9 @@ class RDVLANode(LifecycleNode):
                 providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.type == "cuda" else [
                     "CPUExecutionProvider"]  # fmt: skip
                 policy = OnnxPolicy(directory, providers, P.torch_threads(self.values["torch_threads"]))
-                self.runtime_name = f"onnxruntime {','.join(policy.providers)}"
+                self.runtime_name = f"onnxruntime {','.join(policy.providers)}" + (
+                    " (loop graph for action_mse/fixed depth)" if policy.loop else " (host loop)"
+                )
             else:
                 policy = load_policy(directory, device).half_backbone(getattr(torch, self.values["backbone_dtype"]))
                 self.runtime_name = f"torch {device}" + (

@@ -1,5 +1,6 @@
 """ONNX export parity: onnxruntime vs torch on fresh random inputs (fp32 within 1e-4), the same k*
-under adaptive halting, dynamic batch and instruction length, and the policy surface in PolicyRunner."""
+under adaptive halting, dynamic batch and instruction length, the whole loop as one graph
+(head_loop.onnx) vs the host loop, and the policy surface in PolicyRunner."""
 
 from __future__ import annotations
 
@@ -86,10 +87,56 @@ def test_io_binding_and_plain_runs_agree(exported: tuple) -> None:
     assert len(set(adaptive.iterations.tolist())) > 1  # samples halted at different k*: freezing exercised
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [InferenceSettings(), InferenceSettings(threshold=3e-3), InferenceSettings(min_iterations=12, max_iterations=20),
+     InferenceSettings(max_iterations=1), InferenceSettings(fixed_depth=6), InferenceSettings(threshold=1e-9),
+     InferenceSettings(threshold=0.5)],
+    ids=["default", "delta-3e-3", "bounds-12-20", "max-1", "fixed-6", "never-halts", "halts-at-the-first-check"],
+)  # fmt: skip
+def test_loop_graph_matches_the_host_loop(exported: tuple, settings: InferenceSettings) -> None:
+    """head_loop.onnx (one session run per chunk) halts each sample where the host loop around
+    head_step.onnx does, with the same chunk, flags and residual trace (NaN where frozen)."""
+    policy, _, out = exported
+    in_graph = OnnxPolicy(out, providers=["CPUExecutionProvider"], threads=1)
+    on_host = OnnxPolicy(out, providers=["CPUExecutionProvider"], threads=1, loop=False)
+    assert in_graph.uses_loop_graph(settings) and not on_host.uses_loop_graph(settings)
+    obs = observation(policy, 4, seed=5, texts=["transfer the cube", "insert the peg", "x", "pick up the red block"])
+    encoded = in_graph.encode(obs)
+    got = in_graph.run_head(encoded, settings, torch.Generator().manual_seed(9))
+    ref = on_host.run_head(encoded, settings, torch.Generator().manual_seed(9))
+    assert torch.equal(got.iterations, ref.iterations) and torch.equal(got.converged, ref.converged)
+    assert float((got.actions - ref.actions).abs().max()) < 1e-6
+    assert torch.equal(got.residual_trace.isnan(), ref.residual_trace.isnan())
+    assert torch.allclose(got.residual_trace.nan_to_num(), ref.residual_trace.nan_to_num(), rtol=1e-4, atol=1e-9)
+    assert torch.equal(got.execution_horizon, ref.execution_horizon)
+    if settings == InferenceSettings():
+        assert len(set(got.iterations.tolist())) > 1  # samples halted at different k*: freezing exercised
+    lo, hi = settings.iteration_bounds
+    assert ((got.iterations >= lo) & (got.iterations <= hi)).all()
+
+
+def test_other_criteria_run_on_the_host_and_old_exports_still_load(exported: tuple, tmp_path: Path) -> None:
+    _, ort_policy, out = exported
+    assert not ort_policy.uses_loop_graph(InferenceSettings(halting="cosine"))  # head_loop computes MSE only
+    assert not ort_policy.uses_loop_graph(InferenceSettings(halting="latent_change"))
+    old = tmp_path / "old"  # an export from before head_loop.onnx
+    old.mkdir()
+    for name in ("encode.onnx", "head_step.onnx"):
+        (old / name).write_bytes((out / name).read_bytes())
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["graphs"]["head_loop"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    assert not OnnxPolicy(old, providers=["CPUExecutionProvider"]).loop
+    with pytest.raises(ExportError, match=r"has no head_loop\.onnx"):
+        OnnxPolicy(old, providers=["CPUExecutionProvider"], loop=True)
+
+
 def test_manifest_and_providers(exported: tuple) -> None:
     _, ort_policy, out = exported
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["graphs"]["head_step"]["sha256"] and manifest["config"]["head"]["d_model"] == 64
+    assert manifest["graphs"]["head_loop"]["outputs"] == ["actions", "iterations", "converged", "residual_trace"]
     assert ort_policy.providers == ["CPUExecutionProvider"]  # what the session runs, not what was asked
 
 

@@ -223,7 +223,8 @@ def test_onnxruntime_runtime_is_selected_by_parameter(ros_context, checkpoint: P
         Parameter("checkpoint", value=str(exported)), Parameter("runtime", value="onnxruntime")])  # fmt: skip
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert isinstance(node.runner.policy, OnnxPolicy)
-    assert node.runtime_name == "onnxruntime CPUExecutionProvider"  # the session's active provider
+    # the session's active provider, and where the adaptive loop runs
+    assert node.runtime_name == "onnxruntime CPUExecutionProvider (loop graph for action_mse/fixed depth)"
     assert node.set_parameters([Parameter("warmup_runs", value=1)])[0].successful is False  # read-only
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # warm-up through onnxruntime
     assert len(node.stats.warmup_ms) == 2
