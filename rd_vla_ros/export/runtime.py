@@ -10,13 +10,14 @@ k* (barring a residual within float rounding of the threshold: the graph compute
 The active execution providers are those the sessions report (`providers`), not the available ones:
 asking for CUDA on a machine without it silently falls back to CPU, and the node logs what it got.
 
-With I/O binding (the default on a GPU provider) nothing crosses the host/device boundary between iterations: encode's
-outputs stay where the provider put them (OrtValues, bound once as the head step's inputs), and the
-scratchpad and chunk of every iteration are torch tensors on the provider's device whose memory
-onnxruntime reads and writes in place. The halting check runs in torch on that device, so what is read
-back per iteration is the one "all halted?" flag; the chunk is copied to the host once, at the end.
-Where torch cannot allocate on the provider's device (CPU-only torch next to onnxruntime-gpu) the
-tensors live on the host and onnxruntime copies them, as without binding.
+With I/O binding (the default on a GPU provider) encode's outputs stay where the provider put them
+(OrtValues) and are bound as the head's inputs. In the loop graph nothing else crosses the host/device
+boundary but S_0 in and the results out. In the host loop the scratchpad and chunk of every iteration
+are torch tensors on the provider's device whose memory onnxruntime reads and writes in place; the
+halting check runs in torch on that device, so what is read back per iteration is the one "all
+halted?" flag, and the chunk is copied to the host once, at the end. Where torch cannot allocate on
+the provider's device (CPU-only torch next to onnxruntime-gpu) those tensors live on the host and
+onnxruntime copies them, as without binding.
 """
 
 from __future__ import annotations
