@@ -193,7 +193,7 @@ class RDVLANode(LifecycleNode):
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.stop_inference()
         if self.values["motion_enabled"]:
-            self._publish_hold("deactivated")
+            self._final_hold("deactivated")
         self.get_logger().info("inactive: no more commands")
         return super().on_deactivate(state)
 
@@ -203,7 +203,10 @@ class RDVLANode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        was_active = self._active
         self.stop_inference()
+        if was_active and self.values["motion_enabled"]:  # active -> shutdown skips deactivate
+            self._final_hold("shutting down")
         self._destroy_interfaces()
         self._release_model()
         return TransitionCallbackReturn.SUCCESS
@@ -221,8 +224,6 @@ class RDVLANode(LifecycleNode):
         self.get_logger().info(f"{why}: ending from {state}")
         if state == "active":
             self.trigger_deactivate()
-            for pub in [*self.arm_pubs, *self.gripper_pubs]:
-                pub.wait_for_all_acked(Duration(seconds=0.5))
         if self.lifecycle_state in ("unconfigured", "inactive", "active"):
             self.trigger_shutdown()
         self.stop_inference()  # whatever state a failed transition left
@@ -483,6 +484,13 @@ class RDVLANode(LifecycleNode):
         with self._command_lock:
             if self.values["motion_enabled"] and not self._hold_sent and now - self._last_command_ns > timeout_ns:
                 self._publish_hold(why)
+
+    def _final_hold(self, why: str) -> None:
+        """A hold before the commands stop for good, waited for until the controllers acknowledged it
+        (reliable subscribers; at most 0.5 s per topic), so it is not lost with the publishers."""
+        self._publish_hold(why)
+        for pub in [*self.arm_pubs, *self.gripper_pubs]:
+            pub.wait_for_all_acked(Duration(seconds=0.5))
 
     def _publish_hold(self, why: str) -> None:
         if self.assembler is None or self.assembler.joints.count == 0 or self.robot is None:

@@ -101,9 +101,15 @@ def test_grippers_on_their_own_topics_and_shutdown(ros_context, checkpoint: Path
         assert commanded and all(list(m.joint_names) == LEFT_ARM for m in arms)
         assert all(list(m.joint_names) == [LEFT_GRIPPER] and len(m.points[0].positions) == 1 for m in grippers)
         assert len(grippers[-1].points) == len(arms[-1].points)  # the same rows, split by joint
-        # shutdown from active: the worker stops and the model is released
+        # shutdown from active (no deactivate on the way): a hold on every arm and gripper topic, the
+        # worker stops and the model is released
+        commands = len(arms), len(grippers)
         assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
         assert node.runner is None and node._worker is None
+        assert spin_until([node], ros_context, lambda: len(arms) > commands[0] and len(grippers) > commands[1])
+        spin_until([node], ros_context, lambda: False, timeout=0.2)
+        for topic in (arms, grippers):  # the last message: one point, stamp 0 (a hold)
+            assert len(topic[-1].points) == 1 and time_to_ns(topic[-1].header.stamp) == 0, topic[-1]
 
 
 def test_a_failing_inference_commands_nothing_and_the_node_lives_on(ros_context, checkpoint: Path) -> None:
