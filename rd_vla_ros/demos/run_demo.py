@@ -6,7 +6,8 @@
    seeds. Prints success, iterations per chunk, execution horizons, latency; writes a contact sheet.
 2. Offline replay (rd-vla replay) of a scripted demonstration recorded as a rosbag2 bag: the
    embedded model scored against the recorded commands, with a halting sweep and a report.
-3. The policy node on synthetic 224 px sensors with a recurrent-depth change at run time.
+3. The policy node (embedded model) on synthetic 224 px sensors: adaptive halting, then a
+   recurrent-depth change at run time.
 4. ActionChunks between two processes, validated against the ALOHA description (chunk_loopback).
 Outputs go to build/demo/. Exit status is non-zero when any part fails to run (an episode the
 policy does not solve is a result, not a failure).
@@ -41,8 +42,8 @@ def main() -> int:
     loop_rc, _ = run_closed_loop(str(checkpoint), EPISODES, workdir / "closed_loop", real_time_factor=0.5)
     section("2/4: offline replay of a recorded demonstration (rosbag2), halting sweep and report")
     replay_rc = run_replay_demo(workdir, checkpoint)
-    section("3/4: rd_vla_node on synthetic sensors (untrained tiny model), depth changed at run time")
-    node_rc = run_node_demo(workdir)
+    section("3/4: rd_vla_node on synthetic sensors (embedded model): adaptive halting, then depth set at run time")
+    node_rc = run_node_demo(checkpoint)
     section(f"4/4: {COUNT} ActionChunks from a talker process to an echo process")
     bindir = Path(sys.executable).parent
     echo = subprocess.Popen([str(bindir / "rd_vla_chunk_echo"), "--count", str(COUNT), "--timeout", "60"])
