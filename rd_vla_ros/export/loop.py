@@ -18,9 +18,12 @@ was frozen, and at k = 1). Other halting criteria run on the host around head_st
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import onnx
-from onnx import TensorProto, helper, numpy_helper
+
+if TYPE_CHECKING:
+    import onnx
 
 STEP_INPUTS = ("state", "prev_actions")  # the loop-carried inputs of head_step; the rest is conditioning
 STEP_OUTPUTS = ("new_state", "actions", "raw_actions", "action_mse")
@@ -30,6 +33,9 @@ LOOP_OUTPUTS = ("actions", "iterations", "converged", "residual_trace")
 
 def build_loop_model(step: onnx.ModelProto, chunk_length: int, action_dim: int) -> onnx.ModelProto:
     """The loop model around `step` (head_step.onnx as written by rd_vla_ros.export.onnx.export)."""
+    import onnx  # here, not at import: the runtime (OnnxPolicy) needs only the names above, and onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
     g = step.graph
     names = [i.name for i in g.input]
     if tuple(names[:2]) != STEP_INPUTS or tuple(o.name for o in g.output) != STEP_OUTPUTS:
