@@ -29,6 +29,7 @@ STEP_INPUTS = ("state", "prev_actions")  # the loop-carried inputs of head_step;
 STEP_OUTPUTS = ("new_state", "actions", "raw_actions", "action_mse")
 LOOP_INPUTS = ("initial_state", "min_iterations", "max_iterations", "threshold")
 LOOP_OUTPUTS = ("actions", "iterations", "converged", "residual_trace")
+LOOP_HALTING = ("action_mse",)  # the criterion the graph computes (besides fixed depths: threshold 0)
 
 
 def build_loop_model(step: onnx.ModelProto, chunk_length: int, action_dim: int) -> onnx.ModelProto:
@@ -81,26 +82,25 @@ def build_loop_model(step: onnx.ModelProto, chunk_length: int, action_dim: int) 
     ]
     state_shape = ["batch", chunk_length, None]
     actions_shape = ["batch", chunk_length, action_dim]
+    carried = [  # (name in the body, name out of it, type, shape): S, a, halted, converged, k*
+        ("body_state", "loop_state_out", f32, state_shape),
+        ("body_prev_actions", "loop_actions_out", f32, actions_shape),
+        ("loop_done_in", "loop_done_out", b8, ["batch"]),
+        ("loop_converged_in", "loop_converged_out", b8, ["batch"]),
+        ("loop_iterations_in", "loop_iterations_out", i64, ["batch"]),
+    ]
     body = helper.make_graph(
         body_nodes,
         "adaptive_loop_body",
         [
             helper.make_tensor_value_info("loop_iter", i64, []),
             helper.make_tensor_value_info("loop_cond_in", b8, []),
-            helper.make_tensor_value_info("body_state", f32, state_shape),
-            helper.make_tensor_value_info("body_prev_actions", f32, actions_shape),
-            helper.make_tensor_value_info("loop_done_in", b8, ["batch"]),
-            helper.make_tensor_value_info("loop_converged_in", b8, ["batch"]),
-            helper.make_tensor_value_info("loop_iterations_in", i64, ["batch"]),
+            *(helper.make_tensor_value_info(name, t, shape) for name, _, t, shape in carried),
         ],
         [
             helper.make_tensor_value_info("loop_cond_out", b8, []),
-            helper.make_tensor_value_info("loop_state_out", f32, state_shape),
-            helper.make_tensor_value_info("loop_actions_out", f32, actions_shape),
-            helper.make_tensor_value_info("loop_done_out", b8, ["batch"]),
-            helper.make_tensor_value_info("loop_converged_out", b8, ["batch"]),
-            helper.make_tensor_value_info("loop_iterations_out", i64, ["batch"]),
-            helper.make_tensor_value_info("loop_trace_k", f32, ["batch"]),
+            *(helper.make_tensor_value_info(name, t, shape) for _, name, t, shape in carried),
+            helper.make_tensor_value_info("loop_trace_k", f32, ["batch"]),  # scan output
         ],
     )
     outer_nodes = [

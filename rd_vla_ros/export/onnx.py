@@ -26,7 +26,7 @@ import onnx
 import torch
 from torch import nn
 
-from rd_vla_ros.export.loop import LOOP_INPUTS, LOOP_OUTPUTS, build_loop_model
+from rd_vla_ros.export.loop import LOOP_HALTING, LOOP_INPUTS, LOOP_OUTPUTS, build_loop_model
 from rd_vla_ros.model.context import HeadContext
 from rd_vla_ros.model.policy import RDVLAPolicy
 from rd_vla_ros.model.serialization import to_dict
@@ -163,7 +163,7 @@ def export(policy: RDVLAPolicy, out: Path) -> dict[str, Any]:
                           "inputs": step_names, "outputs": ["new_state", "actions", "raw_actions", "action_mse"]},
             "head_loop": {"file": "head_loop.onnx", "sha256": _sha256(out / "head_loop.onnx"),
                           "inputs": [LOOP_INPUTS[0], *step_names[2:], *LOOP_INPUTS[1:]],
-                          "outputs": list(LOOP_OUTPUTS), "halting": ["action_mse", "fixed"]},
+                          "outputs": list(LOOP_OUTPUTS), "halting": [*LOOP_HALTING, "fixed"]},
         },
         "dynamic_axes": ["batch", "tokens", "task_len", "coda_len"],
     }  # fmt: skip

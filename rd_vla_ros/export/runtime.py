@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rd_vla_ros.export.loop import LOOP_INPUTS, LOOP_OUTPUTS
+from rd_vla_ros.export.loop import LOOP_HALTING, LOOP_INPUTS, LOOP_OUTPUTS
 from rd_vla_ros.model.config import InferenceSettings, RDVLAConfig
 from rd_vla_ros.model.halting import make_criterion
 from rd_vla_ros.model.head import HeadOutput, StepFn, adaptive_loop
@@ -43,7 +43,6 @@ from rd_vla_ros.model.serialization import from_dict
 from rd_vla_ros.model.tokenizers import make_tokenizer, pad_batch
 
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
-LOOP_HALTING = ("action_mse",)  # criteria head_loop.onnx computes (and fixed depths)
 
 
 class ExportError(ValueError):
