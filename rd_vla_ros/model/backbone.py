@@ -1,6 +1,7 @@
 """The vision-language backbone: runs ONCE per observation and hands hidden states to the head.
 
     images (B, C, 3, H, W) in [0, 1] --ViT(s) per camera--> patches (B, C*P, Hv) --projector--> (B, C*P, D)
+        (or --conv keypoint encoder per camera--> keypoint tokens (B, C*K, Hv) --projector--> (B, C*K, D))
     instruction tokens (B, T) --LLM input embeddings--> (B, T, D)
     LLM input = [vision tokens ; instruction tokens ; L learned latent tokens]
     -> BackboneFeatures: hidden_states[mid] and hidden_states[last], split into vision+task / latent.
@@ -31,6 +32,7 @@ from transformers import (
 
 from rd_vla_ros.model.backbone_config import BackboneConfig
 from rd_vla_ros.model.features import BackboneFeatures
+from rd_vla_ros.model.keypoints import ConvKeypointEncoder
 from rd_vla_ros.model.tokenizers import make_tokenizer, pad_batch
 
 # Per-encoder pixel normalisation: SigLIP maps [0, 1] to [-1, 1]; DINOv2 uses ImageNet statistics.
@@ -111,10 +113,19 @@ class VisionLanguageBackbone(nn.Module):
         """Build from sizes, from `config.llm_config`, or (load_pretrained) weights in `config.llm_path`."""
         super().__init__()
         self.config = config
-        self.vision = nn.ModuleList(
-            VisionEncoder(kind, config, i, load_pretrained) for i, kind in enumerate(config.vision_encoders)
-        )
-        if config.vision_paths and load_pretrained:  # remember the loaded architectures (as llm_config)
+        if config.uses_conv:  # one keypoint encoder per camera: cameras see different scenes
+            self.vision = nn.ModuleList(
+                ConvKeypointEncoder(config.image_size, config.conv_channels, config.conv_strides,
+                                    config.num_keypoints, config.vision_hidden)
+                for _ in range(config.num_cameras)
+            )  # fmt: skip
+        else:
+            self.vision = nn.ModuleList(
+                VisionEncoder(kind, config, i, load_pretrained) for i, kind in enumerate(config.vision_encoders)
+            )
+        if (
+            config.vision_paths and load_pretrained and not config.uses_conv
+        ):  # remember the loaded architectures (as llm_config)
             config.vision_configs = [
                 enc.model.config.to_dict() if path else None
                 for enc, path in zip(self.vision, config.vision_paths, strict=True)
@@ -190,6 +201,9 @@ class VisionLanguageBackbone(nn.Module):
                 f"expected images (B, {self.config.num_cameras}, 3, {self.config.image_size}, "
                 f"{self.config.image_size}), got {tuple(images.shape)}"
             )
+        if self.config.uses_conv:  # camera i through its own encoder
+            tokens = torch.cat([enc(images[:, i]) for i, enc in enumerate(self.vision)], dim=1)  # (B, C*K, Hv)
+            return self.projector(tokens)  # (B, C*K, D)
         flat = images.reshape(b * c, *images.shape[2:])  # (B*C, 3, H, W)
         patches = torch.cat([enc(flat) for enc in self.vision], dim=-1)  # (B*C, P, Hv_total)
         return self.projector(patches).reshape(b, c * patches.shape[1], self.width)  # (B, C*P, D)

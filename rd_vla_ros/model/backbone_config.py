@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-VISION_ENCODERS = ("siglip", "dinov2")
+VISION_ENCODERS = ("siglip", "dinov2", "conv")
 TOKENIZERS = ("byte", "qwen", "hf")
 LLM_TYPES = ("qwen2", "llama")
 
@@ -16,9 +16,13 @@ class BackboneConfig:
 
     Attributes:
         vision_encoders: encoders applied to every camera; with several (the paper's DINOv2+SigLIP
-            pair: ["dinov2", "siglip"]) their patch features are concatenated channel-wise.
+            pair: ["dinov2", "siglip"]) their patch features are concatenated channel-wise. "conv" is
+            a convolutional keypoint encoder trained from scratch (rd_vla_ros.model.keypoints): its
+            tokens are `num_keypoints` spatial-softmax keypoints per camera; it stands alone.
         image_size / patch_size: square input size (px) and ViT patch size; patches per camera =
-            (image_size // patch_size) ** 2.
+            (image_size // patch_size) ** 2 (ViTs) or num_keypoints (conv).
+        conv_channels / conv_strides: the conv encoder's 3x3 blocks (output channels, stride of each).
+        num_keypoints: the conv encoder's keypoint maps (= tokens) per camera.
         num_cameras: cameras per observation.
         vision_hidden / vision_layers / vision_heads / vision_intermediate: each ViT's size.
         vision_paths: per encoder, a local directory with pretrained weights (SiglipVisionModel /
@@ -49,6 +53,9 @@ class BackboneConfig:
     vision_layers: int = 12
     vision_heads: int = 12
     vision_intermediate: int = 3072
+    conv_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
+    conv_strides: list[int] = field(default_factory=lambda: [2, 1, 2, 1])
+    num_keypoints: int = 32
     vision_paths: list[str] | None = None
     vision_configs: list[dict[str, Any] | None] | None = None
     llm_type: str = "qwen2"
@@ -78,6 +85,13 @@ class BackboneConfig:
                 f"BackboneConfig.vision_encoders must be a non-empty list of {VISION_ENCODERS},"
                 f" got {self.vision_encoders}"
             )
+        if "conv" in self.vision_encoders and len(self.vision_encoders) > 1:
+            raise ValueError(
+                f"BackboneConfig.vision_encoders: 'conv' (keypoint tokens) cannot be combined with patch encoders,"
+                f" got {self.vision_encoders}"
+            )
+        if self.uses_conv:
+            self._check_conv()
         for name in ("vision_paths", "vision_configs"):
             value = getattr(self, name)
             if value is not None and len(value) != len(self.vision_encoders):
@@ -87,12 +101,12 @@ class BackboneConfig:
         for name in (
             "image_size", "patch_size", "num_cameras", "vision_hidden", "vision_layers", "vision_heads",
             "vision_intermediate", "llm_hidden", "llm_layers", "llm_heads", "llm_kv_heads", "llm_intermediate",
-            "vocab_size", "num_latent_tokens", "max_instruction_tokens", "lora_alpha",
+            "vocab_size", "num_latent_tokens", "max_instruction_tokens", "lora_alpha", "num_keypoints",
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"BackboneConfig.{name} must be a positive integer, got {value!r}")
-        if self.image_size % self.patch_size:
+        if not self.uses_conv and self.image_size % self.patch_size:
             raise ValueError(
                 f"BackboneConfig.image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"
             )
@@ -109,8 +123,30 @@ class BackboneConfig:
         if self.mid_layer is not None and self.mid_layer < 1:
             raise ValueError(f"BackboneConfig.mid_layer must be >= 1, got {self.mid_layer}")
 
+    def _check_conv(self) -> None:
+        if not self.conv_channels or len(self.conv_channels) != len(self.conv_strides):
+            raise ValueError(
+                f"BackboneConfig.conv_channels and conv_strides need one entry per conv block, got "
+                f"{self.conv_channels} and {self.conv_strides}"
+            )
+        for name in ("conv_channels", "conv_strides"):
+            values = getattr(self, name)
+            if any(not isinstance(v, int) or v < 1 for v in values):
+                raise ValueError(f"BackboneConfig.{name} must hold positive integers, got {values}")
+        if self.vision_paths and any(self.vision_paths):
+            raise ValueError(
+                f"BackboneConfig.vision_paths: the conv encoder has no pretrained weights, got {self.vision_paths}"
+            )
+
+    @property
+    def uses_conv(self) -> bool:
+        return self.vision_encoders == ["conv"]
+
     @property
     def patches_per_camera(self) -> int:
+        """Vision tokens per camera: ViT patches, or the conv encoder's keypoints."""
+        if self.uses_conv:
+            return self.num_keypoints
         return (self.image_size // self.patch_size) ** 2
 
     @property
@@ -155,4 +191,9 @@ def _tiny() -> BackboneConfig:
     )
 
 
-BACKBONE_PRESETS = {"paper": _paper, "tiny": _tiny}
+def _conv() -> BackboneConfig:
+    """The tiny LLM with a convolutional keypoint encoder per camera at 96 px (the embedded model's)."""
+    return replace(_tiny(), vision_encoders=["conv"], image_size=96)
+
+
+BACKBONE_PRESETS = {"paper": _paper, "tiny": _tiny, "conv": _conv}

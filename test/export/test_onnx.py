@@ -44,7 +44,7 @@ def observation(policy: RDVLAPolicy, batch: int, seed: int, texts: list[str]) ->
     g = torch.Generator().manual_seed(seed)
     s = policy.config.backbone.image_size
     return {
-        "images": torch.rand(batch, 2, 3, s, s, generator=g),
+        "images": torch.rand(batch, len(policy.config.camera_names), 3, s, s, generator=g),
         "proprio": torch.randn(batch, 14, generator=g),
         "instruction": texts,
     }
@@ -155,4 +155,32 @@ def test_runner_works_on_the_onnx_policy(exported: tuple) -> None:
     obs = Observation(images, np.zeros(14), "transfer the cube", stamp_ns=123)
     a, _ = PolicyRunner(policy, ALOHA_JOINTS, ["top", "left_wrist"]).run(obs)
     b, _ = PolicyRunner(ort_policy, ALOHA_JOINTS, ["top", "left_wrist"]).run(obs)
+    assert a.iterations == b.iterations and np.abs(a.positions - b.positions).max() < 1e-4
+
+
+def test_conv_keypoint_policy_exports_with_parity(tmp_path: Path) -> None:
+    """The conv keypoint encoder (the embedded model's vision) goes through the same export and
+    runtime: onnxruntime matches torch within 1e-4 with the same k*, also through PolicyRunner."""
+    from rd_vla_ros.model.config import ALOHA_JOINTS
+    from rd_vla_ros.observation import Observation
+    from rd_vla_ros.runner import PolicyRunner
+
+    torch.manual_seed(1)
+    policy = RDVLAPolicy(make_config("conv", camera_names=["top"]))
+    with torch.no_grad():
+        policy.head.core.adapter.weight[:, : policy.config.head.d_model] *= 0.1  # a contracting core: k* varies
+    policy.eval()
+    export(policy, tmp_path)
+    ort_policy = OnnxPolicy(tmp_path, providers=["CPUExecutionProvider"], threads=1)
+    obs = observation(policy, 3, seed=4, texts=["transfer the cube", "insert the peg", "x"])
+    for settings in (InferenceSettings(), InferenceSettings(fixed_depth=6)):
+        with torch.no_grad():
+            ref = policy.run_head(policy.encode(obs), settings, torch.Generator().manual_seed(2))
+        got = ort_policy.run_head(ort_policy.encode(obs), settings, torch.Generator().manual_seed(2))
+        assert torch.equal(got.iterations, ref.iterations), (got.iterations, ref.iterations)
+        assert float((got.actions - ref.actions).abs().max()) < 1e-4
+    image = {"top": np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)}
+    o = Observation(image, np.zeros(14), "transfer the cube", stamp_ns=5)
+    a, _ = PolicyRunner(policy, ALOHA_JOINTS, ["top"]).run(o)
+    b, _ = PolicyRunner(ort_policy, ALOHA_JOINTS, ["top"]).run(o)
     assert a.iterations == b.iterations and np.abs(a.positions - b.positions).max() < 1e-4
