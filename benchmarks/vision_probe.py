@@ -47,8 +47,7 @@ def main() -> int:
     policy = load_policy(_resolve_checkpoint(args.checkpoint))
     c = policy.config
     cfg = TrainConfig(bags=args.bags, out="build/vision_probe", cache_dir=args.cache_dir, shift=0)
-    data = load_dataset(cfg, list(c.camera_names), c.backbone.image_size, c.head.chunk_length,
-                        c.control_period_s, False)  # fmt: skip
+    data = load_dataset(cfg, c, False)
     episodes = data.episodes
     pairs = [(episodes[i], episodes[i + 1]) for i in range(0, len(episodes) - 1, 2)]
     settings = InferenceSettings(fixed_depth=12)

@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from rd_vla_ros.camera_input import prepare_image
 from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.model.policy import ChunkPrediction, EncodedObservation, RDVLAPolicy
 from rd_vla_ros.observation import Observation
-from rd_vla_ros.ros.images import resize_rgb
 
 
 class InvalidOutputError(ValueError):
@@ -71,8 +71,8 @@ class PolicyRunner:
 
     def to_batch(self, obs: Observation) -> dict:
         """Observation -> policy batch of one: images (1, C, 3, S, S) in [0, 1], proprio (1, P)."""
-        size = self.policy.config.backbone.image_size
-        frames = [resize_rgb(obs.images[name], size) for name in self.camera_names]  # (S, S, 3) uint8 each
+        size, crops = self.policy.config.backbone.image_size, self.policy.config.camera_crops
+        frames = [prepare_image(obs.images[name], size, crops.get(name)) for name in self.camera_names]  # (S, S, 3)
         images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)  # (C, 3, S, S)
         proprio = torch.as_tensor(obs.joint_positions, dtype=torch.float32)  # (P,)
         return {

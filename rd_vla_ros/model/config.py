@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from rd_vla_ros.camera_input import check_crop
 from rd_vla_ros.model.backbone_config import BackboneConfig
 from rd_vla_ros.model.depth import DepthSamplerConfig
 from rd_vla_ros.model.halting import make_criterion
@@ -75,6 +76,8 @@ class RDVLAConfig:
             arm + gripper). Its length must equal head.action_dim and head.proprio_dim.
         camera_names: the cameras the policy sees, in backbone order (len == backbone.num_cameras).
         control_period_s: time between consecutive chunk rows (ALOHA: 0.02 s, 50 Hz).
+        camera_crops: camera name -> [left, top, right, bottom] fractions of the incoming frame the
+            policy sees (resized to backbone.image_size); cameras not listed are used whole.
     """
 
     backbone: BackboneConfig
@@ -82,6 +85,7 @@ class RDVLAConfig:
     joint_names: list[str]
     camera_names: list[str]
     control_period_s: float = 0.02
+    camera_crops: dict[str, list[float]] = field(default_factory=dict)
     depth: DepthSamplerConfig = field(default_factory=DepthSamplerConfig)
     inference: InferenceSettings = field(default_factory=InferenceSettings)
 
@@ -97,6 +101,10 @@ class RDVLAConfig:
                 f"RDVLAConfig.camera_names has {len(self.camera_names)} names but backbone.num_cameras="
                 f"{self.backbone.num_cameras}"
             )
+        for name, crop in self.camera_crops.items():
+            if name not in self.camera_names:
+                raise ValueError(f"RDVLAConfig.camera_crops names camera '{name}', not one of {self.camera_names}")
+            check_crop(crop, f"RDVLAConfig.camera_crops['{name}']")
         if not self.control_period_s > 0:
             raise ValueError(f"RDVLAConfig.control_period_s must be > 0, got {self.control_period_s}")
 
@@ -113,13 +121,18 @@ def make_config(
     preset: str,
     joint_names: list[str] | None = None,
     camera_names: list[str] | None = None,
+    camera_crops: dict[str, list[float]] | None = None,
     **backbone_overrides: object,
 ) -> RDVLAConfig:
     """A full configuration from a backbone preset ("tiny" or "paper"); defaults to ALOHA (14 joints)."""
     joint_names = list(joint_names or ALOHA_JOINTS)
     camera_names = list(camera_names or ALOHA_CAMERAS)
     backbone = BackboneConfig.from_preset(preset, num_cameras=len(camera_names), **backbone_overrides)
-    head_sizes = {"tiny": {"d_model": 64, "num_heads": 4}, "paper": {"d_model": 896, "num_heads": 8}}[preset]
+    head_sizes = {
+        "tiny": {"d_model": 64, "num_heads": 4}, "conv": {"d_model": 64, "num_heads": 4},
+        "paper": {"d_model": 896, "num_heads": 8},
+    }[preset]  # fmt: skip
     width = backbone.llm_config["hidden_size"] if backbone.llm_config else backbone.llm_hidden
     head = HeadConfig(**head_sizes, backbone_width=width, action_dim=len(joint_names), proprio_dim=len(joint_names))  # type: ignore[arg-type]
-    return RDVLAConfig(backbone=backbone, head=head, joint_names=joint_names, camera_names=camera_names)
+    return RDVLAConfig(backbone=backbone, head=head, joint_names=joint_names, camera_names=camera_names,
+                       camera_crops=dict(camera_crops or {}))  # fmt: skip

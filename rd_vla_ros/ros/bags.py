@@ -258,8 +258,12 @@ class TopicMap:
             command_topics=list(commands.get("topics") or []),
         )
 
-    def required_topics(self) -> dict[str, tuple[str, ...]]:
-        wanted: dict[str, tuple[str, ...]] = {topic: CAMERA_TYPES for topic in self.cameras.values()}
+    def required_topics(self, cameras: list[str] | None = None) -> dict[str, tuple[str, ...]]:
+        """topic -> accepted types: the cameras (only `cameras` when given: those a policy uses), the
+        joint states and the command topics."""
+        wanted: dict[str, tuple[str, ...]] = {
+            topic: CAMERA_TYPES for name, topic in self.cameras.items() if cameras is None or name in cameras
+        }
         wanted[self.joint_states] = ("sensor_msgs/msg/JointState",)
         for topic in self.command_topics:
             wanted[topic] = (COMMAND_KINDS[self.command_kind],)

@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
+from rd_vla_ros.camera_input import prepare_image
 from rd_vla_ros.evaluation.commands import CommandTimeline
 from rd_vla_ros.joints import JointMapper
 from rd_vla_ros.observation import AssemblyLimits, ObservationAssembler
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bags import BagSource, TopicMap
-from rd_vla_ros.ros.images import resize_rgb
 from rd_vla_ros.ros.inputs import InputFeed
 from rd_vla_ros.ros.replay import ReplayError, add_command, check_joint_names
 
@@ -62,12 +62,15 @@ def decode_bag(
     chunk_length: int,
     period_s: float,
     limits: AssemblyLimits | None = None,
+    crops: dict[str, list[float]] | None = None,
 ) -> Episode:
-    """Stream one bag into an Episode (raises BagError / ReplayError with a clear message)."""
+    """Stream one bag into an Episode (raises BagError / ReplayError with a clear message). Images are
+    prepared as the runner prepares them: `crops` (camera -> fractions), then a square resize."""
+    crops = crops or {}
     limits = limits or AssemblyLimits()
     period_ns = round(period_s * 1e9)
     with BagSource(path) as bag:
-        bag.require(topic_map.required_topics())
+        bag.require(topic_map.required_topics(camera_names))
         assembler = ObservationAssembler(list(camera_names), limits, topic_map.instruction_default)
         feed = InputFeed(assembler, JointMapper(robot.joint_names))
         timeline = CommandTimeline(robot.joint_names)
@@ -89,7 +92,9 @@ def decode_bag(
                 obs, _ = assembler.assemble(tick)
                 if obs is not None and obs.stamp_ns != last:
                     last = obs.stamp_ns
-                    images.append(np.stack([resize_rgb(obs.images[c], image_size) for c in camera_names]))
+                    images.append(
+                        np.stack([prepare_image(obs.images[c], image_size, crops.get(c)) for c in camera_names])
+                    )
                     proprio.append(obs.joint_positions.astype(np.float32))
                     stamps.append(obs.stamp_ns)
                     instructions.append(obs.instruction)

@@ -104,10 +104,3 @@ def _to_rgb(pixels: np.ndarray, order: str) -> np.ndarray:
     if order == "bgr":
         return pixels[..., ::-1]
     return pixels[..., 2::-1]  # bgra: B,G,R -> R,G,B
-
-
-def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize (H, W, 3) uint8 to (size, size, 3) with bilinear filtering (no-op when already that size)."""
-    if image.shape[0] == size and image.shape[1] == size:
-        return image
-    return np.asarray(PILImage.fromarray(np.ascontiguousarray(image)).resize((size, size), PILImage.BILINEAR))

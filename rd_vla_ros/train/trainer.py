@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from rd_vla_ros.model.checkpoint import load_policy, save_policy
-from rd_vla_ros.model.config import make_config
+from rd_vla_ros.model.config import RDVLAConfig, make_config
 from rd_vla_ros.model.depth import DepthSamplerConfig
 from rd_vla_ros.model.policy import RDVLAPolicy
 from rd_vla_ros.model.training import OptimizerConfig, make_optimizer
@@ -50,6 +50,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     preset: str = "tiny"
+    cameras: list[str] | None = None  # None: the preset's (ALOHA's top and left_wrist)
+    crops: dict[str, list[float]] | None = None  # camera -> [left, top, right, bottom] fractions seen
     train_backbone: bool | None = None  # None: train it unless it has pretrained weights (tiny: yes)
     depth_mean: float | None = None  # None: the paper's 32
     shift: int = 4
@@ -81,8 +83,8 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def load_dataset(cfg: TrainConfig, camera_names: list[str], image_size: int, chunk_length: int, period_s: float,
-                 show_progress: bool) -> EpisodeDataset:  # fmt: skip
+def load_dataset(cfg: TrainConfig, model: RDVLAConfig, show_progress: bool) -> EpisodeDataset:
+    """The run's bags as training samples, prepared for `model` (its cameras, crops, image size, chunk)."""
     from rd_vla_ros.paths import config_path
     from rd_vla_ros.robot import RobotDescription
     from rd_vla_ros.ros import params as P
@@ -95,14 +97,21 @@ def load_dataset(cfg: TrainConfig, camera_names: list[str], image_size: int, chu
     robot = RobotDescription.from_yaml(_resolve_config(values["robot_description"]))
     limits = P.assembly_limits(values)
     cache = Path(cfg.cache_dir or Path(cfg.out) / "cache")
-    settings = {"topic_map": vars(topic_map), "cameras": camera_names, "image_size": image_size,
-                "chunk_length": chunk_length, "period_s": period_s, "limits": vars(limits),
-                "joints": robot.joint_names}  # fmt: skip
+    cameras, size, chunk, period = (
+        model.camera_names,
+        model.backbone.image_size,
+        model.head.chunk_length,
+        model.control_period_s,
+    )
+    settings = {"topic_map": vars(topic_map), "cameras": cameras, "image_size": size, "chunk_length": chunk,
+                "period_s": period, "limits": vars(limits), "joints": robot.joint_names}  # fmt: skip
+    if model.camera_crops:  # (absent when empty: caches decoded before crops existed stay valid)
+        settings["crops"] = model.camera_crops
     episodes = []
     for bag in tqdm(cfg.bags, desc="decoding bags", disable=not show_progress, unit="bag"):
         path = Path(bag)
         episodes.append(load_episode(path, cache, settings, lambda p=path: decode_bag(
-            p, topic_map, robot, camera_names, image_size, chunk_length, period_s, limits)))  # fmt: skip
+            p, topic_map, robot, cameras, size, chunk, period, limits, model.camera_crops)))  # fmt: skip
     return EpisodeDataset(episodes, shift=cfg.shift)
 
 
@@ -111,11 +120,11 @@ def new_policy(cfg: TrainConfig) -> RDVLAPolicy:
     overrides: dict[str, Any] = {}
     if cfg.train_backbone is not None:
         overrides["freeze"] = not cfg.train_backbone
-    elif cfg.preset == "tiny":
+    elif cfg.preset in ("tiny", "conv"):
         overrides["freeze"] = False  # random init: nothing to keep frozen
     if cfg.patch_size is not None:
         overrides["patch_size"] = cfg.patch_size
-    config = make_config(cfg.preset, **overrides)
+    config = make_config(cfg.preset, camera_names=cfg.cameras, camera_crops=cfg.crops, **overrides)
     if cfg.depth_mean is not None:
         config.depth = DepthSamplerConfig(mean=cfg.depth_mean)
         config.head.mean_recurrence = cfg.depth_mean
@@ -149,8 +158,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     c = policy.config
     # rank 0 decodes (and caches) the bags first; the others then read the cache
     with accelerator.main_process_first():
-        dataset = load_dataset(cfg, list(c.camera_names), c.backbone.image_size, c.head.chunk_length,
-                               c.control_period_s, show_progress and main)  # fmt: skip
+        dataset = load_dataset(cfg, c, show_progress and main)
     if not resuming:
         policy.proprio_normalizer.fit(dataset.proprio)
         policy.action_normalizer.fit(dataset.valid_actions())

@@ -11,8 +11,10 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
 
+from rd_vla_ros.camera_input import check_crop, crop_box, prepare_image, resize_rgb
 from rd_vla_ros.joints import JointMapper, JointStateError
-from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb, resize_rgb
+from rd_vla_ros.model.config import make_config
+from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
@@ -107,6 +109,28 @@ def test_resize() -> None:
     np.testing.assert_array_equal(resize_rgb(flat, 9), np.full((9, 9, 3), 77, np.uint8))  # filter preserves flat
     square = RGB[:5, :5]
     assert resize_rgb(square, 5) is square  # already the right size: no copy
+
+
+def test_crop_then_resize_sees_only_the_region() -> None:
+    frame = np.zeros((120, 160, 3), np.uint8)
+    frame[20:100, 40:120] = 200  # the region of interest, everything else black
+    frame[60, 80] = (255, 0, 0)
+    assert crop_box(160, 120, [0.25, 1 / 6, 0.75, 5 / 6]) == (40, 20, 120, 100)
+    out = prepare_image(frame, 32, [0.25, 1 / 6, 0.75, 5 / 6])
+    assert out.shape == (32, 32, 3) and out.min() > 0  # no black border left
+    whole = prepare_image(frame, 32)
+    assert whole.min() == 0  # without the crop the border is there
+    assert crop_box(10, 10, [0.99, 0.99, 1.0, 1.0]) == (9, 9, 10, 10)  # never empty
+
+
+@pytest.mark.parametrize("crop", [[0.5, 0.0, 0.5, 1.0], [0.0, 0.0, 1.2, 1.0], [0.1, 0.2, 0.3], [0, 0, 1, float("nan")]])
+def test_bad_crops_are_refused(crop: list) -> None:
+    with pytest.raises(ValueError, match="crop"):
+        check_crop(crop)
+    with pytest.raises(ValueError, match=r"camera_crops\['top'\]"):
+        make_config("tiny", camera_names=["top"], camera_crops={"top": crop})
+    with pytest.raises(ValueError, match="names camera 'side'"):
+        make_config("tiny", camera_names=["top"], camera_crops={"side": [0, 0, 1, 1]})
 
 
 def test_joint_mapping_by_name() -> None:
