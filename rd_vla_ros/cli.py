@@ -24,6 +24,7 @@ from rd_vla_ros.model.checkpoint import CheckpointError, read_config, save_polic
 
 if TYPE_CHECKING:
     from rd_vla_ros.model.config import InferenceSettings
+    from rd_vla_ros.sim.scripted import Demonstration
 
 DEFAULT_THRESHOLDS = "1e-2,3e-3,1e-3,3e-4,1e-4"
 DEFAULT_FIXED_DEPTHS = "1,2,4,8,12,16,32"
@@ -125,9 +126,14 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--weight-decay", type=float, default=1e-4)
     tr.add_argument("--warmup-steps", type=int, default=500)
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
+    tr.add_argument("--preset", default="tiny", choices=["tiny", "conv", "paper"])
+    tr.add_argument("--cameras", nargs="+", default=None,
+                    help="cameras the policy sees, in order (default: top and left_wrist)")  # fmt: skip
     tr.add_argument("--depth-mean", type=float, default=None, help="mean training recurrence (default: 32)")
     tr.add_argument("--shift", type=int, default=4, help="random-shift augmentation in pixels (0 = off)")
+    tr.add_argument("--crop", action="append", default=[], metavar="CAMERA=L,T,R,B",
+                    help="region of a camera's frame the policy sees, as fractions (left, top, right, bottom); "
+                         "repeat per camera (default: whole frames)")  # fmt: skip
     tr.add_argument("--patch-size", type=int, default=None, help="vision patch size in pixels (default: the preset's)")
     tr.add_argument("--proprio-dropout", type=float, default=0.0,
                     help="share of samples trained without joint positions (forces use of the cameras)")  # fmt: skip
@@ -144,8 +150,12 @@ def _parser() -> argparse.ArgumentParser:
     demos.add_argument("--tasks", nargs="+", default=["transfer_cube", "insertion"])
     demos.add_argument("--episodes", type=int, default=50, help="successful demonstrations per task")
     demos.add_argument("--seed", type=int, default=0, help="first seed (training seeds; evaluation uses 1000+)")
-    demos.add_argument("--image-size", type=int, default=64)
+    demos.add_argument("--resolution", default="160x120", metavar="WxH", help="camera image size (default 160x120)")
+    demos.add_argument("--cameras", nargs="+", default=["top"], help="cameras to record (default: top)")
     demos.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    demos.add_argument("--disturbance", type=float, default=0.0, metavar="RAD",
+                       help="DART-style noise on the executed arm commands: each episode's std drawn from "
+                            "[0, RAD] (the bag records the undisturbed command as the label); 0 = none")  # fmt: skip
 
     ev = sub.add_parser("sim-eval", help="closed-loop success in the ALOHA simulation vs recurrent depth")
     ev.add_argument("--checkpoint", default="embedded")
@@ -309,9 +319,9 @@ def train_command(args: argparse.Namespace) -> int:
         cfg = TrainConfig(
             bags=[str(b) for b in args.bags], out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
             weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed, preset=args.preset,
-            depth_mean=args.depth_mean, shift=args.shift, proprio_dropout=args.proprio_dropout,
-            patch_size=args.patch_size, log_every=args.log_every, save_every=args.save_every,
-            topic_map=args.topic_map, params=args.params, cache_dir=args.cache_dir,
+            depth_mean=args.depth_mean, shift=args.shift, cameras=args.cameras, crops=parse_crops(args.crop),
+            proprio_dropout=args.proprio_dropout, patch_size=args.patch_size, log_every=args.log_every,
+            save_every=args.save_every, topic_map=args.topic_map, params=args.params, cache_dir=args.cache_dir,
         )  # fmt: skip
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
     except (BagError, ReplayError, ValueError, OSError, CheckpointError) as err:
@@ -326,12 +336,33 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_crops(items: list[str]) -> dict[str, list[float]]:
+    """['top=0.1,0.2,0.9,0.8', ...] -> {'top': [0.1, 0.2, 0.9, 0.8]}; ValueError names a malformed item."""
+    crops: dict[str, list[float]] = {}
+    for item in items:
+        name, eq, values = item.partition("=")
+        try:
+            crops[name.strip()] = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise ValueError(f"--crop {item!r}: expected CAMERA=LEFT,TOP,RIGHT,BOTTOM (fractions)") from None
+        if not eq or not name.strip():
+            raise ValueError(f"--crop {item!r}: expected CAMERA=LEFT,TOP,RIGHT,BOTTOM (fractions)")
+    return crops
+
+
 def sim_demos(args: argparse.Namespace) -> int:
     """Record scripted demonstrations until `--episodes` succeeded per task (existing bags are kept)."""
     import shutil
 
-    from rd_vla_ros.sim.scripted import record_demo
+    from rd_vla_ros.sim.aloha import parse_resolution
+    from rd_vla_ros.sim.scripted import Disturbance, record_demo
 
+    try:
+        disturbance = Disturbance(args.disturbance) if args.disturbance > 0 else None
+        resolution = parse_resolution(args.resolution)
+    except ValueError as err:
+        sys.stderr.write(f"rd-vla sim-demos: {err}\n")
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     for task in args.tasks:
         kept, seed = 0, args.seed
@@ -342,15 +373,21 @@ def sim_demos(args: argparse.Namespace) -> int:
             else:
                 if path.exists():  # an interrupted recording
                     shutil.rmtree(path)
-                demo = record_demo(task, seed, path, image_size=args.image_size, storage=args.storage)
-                if demo.success["reached"]:
+                # physics alone first (deterministic, ~10x cheaper than rendering): only successes are recorded
+                if kept_demo(record_demo(task, seed, None, disturbance=disturbance)):
+                    record_demo(task, seed, path, tuple(args.cameras), resolution, args.storage, disturbance)
                     kept += 1
                 else:
-                    shutil.rmtree(path)
                     sys.stdout.write(f"{task} seed {seed}: the scripted demonstration failed, skipped\n")
             seed += 1
         sys.stdout.write(f"{task}: {kept} demonstrations in {args.out}\n")
     return 0
+
+
+def kept_demo(demo: Demonstration) -> bool:
+    """A demonstration worth learning from: gym-aloha's success, and for TransferCube also the cube
+    still held at the end (its "reached 4" can be met by a brush of the cube)."""
+    return demo.success["reached"] and (demo.task != "transfer_cube" or demo.success["final"])
 
 
 def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
@@ -384,7 +421,7 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
     except ValueError as err:
         sys.stderr.write(f"rd-vla sim-eval: --horizon: {err}\n")
         return 2
-    sweep = sweep_for(base, _ints(args.depths), _floats(args.thresholds))
+    sweep = sweep_for(base, _ints(args.depths), _floats(args.thresholds), f" [{args.horizon}]" if args.horizon else "")
     seeds = list(range(args.seed, args.seed + args.episodes))
 
     def progress(task: str, name: str, s: dict) -> None:

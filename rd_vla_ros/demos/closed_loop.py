@@ -21,32 +21,49 @@ from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
+from rd_vla_ros.model.checkpoint import read_config
 from rd_vla_ros.msg import ActionChunk
 from rd_vla_ros.paths import config_path
 from rd_vla_ros.ros.conversions import time_to_ns
 from rd_vla_ros.sim.bridge import SimBridge
 
 
-def contact_sheet(frames: list[tuple[int, np.ndarray]], chunks: list[tuple[int, int, int]], path: Path,
-                  title: str, columns: int = 8) -> Path:  # fmt: skip
-    """frames: (time ns, (S, S, 3)); chunks: (stamp ns, k*, H_exec). Each frame is labelled with the
-    chunk whose observation is the latest at or before it."""
+def contact_sheet(frames: list[tuple[int, np.ndarray]], chunks: list[tuple[int, int, int]], episodes: list[dict],
+                  path: Path, title: str, columns: int = 8, min_size: int = 128) -> Path:  # fmt: skip
+    """One row per episode, in colour: a band naming the task, the seed and the outcome (green
+    success, red failure), then `columns` frames spread over the episode, each labelled with its
+    time in the episode and the k* / H_exec of the chunk being executed.
+
+    frames: (time ns, (S, S, 3) uint8); chunks: (stamp ns, k*, H_exec); episodes: the bridge's
+    results (task, seed, reached, final, max_reward, start_ns, end_ns)."""
     from PIL import Image, ImageDraw
 
-    scale = 2
-    size = frames[0][1].shape[0] * scale
-    rows = (len(frames) + columns - 1) // columns
-    label_h = 14
-    sheet = Image.new("RGB", (columns * size, rows * (size + label_h) + 18), "white")
+    size = frames[0][1].shape[0]
+    size *= -(-min_size // size)  # an integer scale to at least min_size px
+    band, label_h = 16, 14
+    sheet = Image.new("RGB", (columns * size, 20 + len(episodes) * (band + size + label_h)), "white")
     draw = ImageDraw.Draw(sheet)
-    draw.text((4, 3), title, fill="black")
-    stamps = np.array([c[0] for c in chunks]) if chunks else np.array([], dtype=np.int64)
-    for i, (t, img) in enumerate(frames):
-        x, y = (i % columns) * size, 18 + (i // columns) * (size + label_h)
-        sheet.paste(Image.fromarray(img).resize((size, size), Image.NEAREST), (x, y))
-        j = int(np.searchsorted(stamps, t, side="right")) - 1
-        label = f"k*={chunks[j][1]} H={chunks[j][2]}" if j >= 0 else "waiting"
-        draw.text((x + 2, y + size + 1), label, fill="black")
+    draw.text((4, 4), title, fill="black")
+    stamps = np.array([c[0] for c in chunks], dtype=np.int64)
+    times = np.array([t for t, _ in frames], dtype=np.int64)
+    for row, e in enumerate(episodes):
+        y = 20 + row * (band + size + label_h)
+        ok = bool(e["final"] if e["task"] == "transfer_cube" else e["reached"])
+        outcome = "SUCCESS" if ok else "FAILURE"
+        draw.rectangle((0, y, columns * size - 1, y + band - 2), fill=(40, 140, 60) if ok else (180, 40, 40))
+        draw.text((4, y + 2), f"{e['task']} seed {e['seed']}: {outcome} (reached 4: {e['reached']}, "
+                              f"4 at the end: {e['final']}, max reward {e['max_reward']})", fill="white")  # fmt: skip
+        inside = np.flatnonzero((times >= e["start_ns"]) & (times <= e["end_ns"]))
+        if inside.size == 0:
+            continue
+        picks = inside[np.linspace(0, inside.size - 1, min(columns, inside.size)).round().astype(int)]
+        for col, i in enumerate(picks):
+            t, img = frames[i]
+            x = col * size
+            sheet.paste(Image.fromarray(img).resize((size, size), Image.NEAREST), (x, y + band))
+            j = int(np.searchsorted(stamps, t, side="right")) - 1
+            chunk = f"k*={chunks[j][1]} H={chunks[j][2]}" if j >= 0 and stamps[j] >= e["start_ns"] else "waiting"
+            draw.text((x + 2, y + band + size + 1), f"t={(t - e['start_ns']) / 1e9:.1f}s {chunk}", fill="black")
     sheet.save(path)
     return path
 
@@ -55,16 +72,20 @@ def run(checkpoint: str, episodes: list[tuple[str, int]], workdir: Path, real_ti
         steps: int = 400, frame_every: int = 25) -> tuple[int, list[dict]]:  # fmt: skip
     """Run the loop; returns (exit status, episode results)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    config, _ = read_config(checkpoint)  # the sim renders what the checkpoint sees
+    cameras = list(config.camera_names)
     log = open(workdir / "node.log", "w")  # noqa: SIM115
     node = subprocess.Popen(
         [sys.executable, "-m", "rd_vla_ros.ros.node", "--ros-args", "--params-file",
          str(config_path("rd_vla_node.yaml")), "-p", f"checkpoint:={checkpoint}", "-p", "autostart:=true",
-         "-p", "use_sim_time:=true", "-p", "motion_enabled:=true"],
+         "-p", "use_sim_time:=true", "-p", "motion_enabled:=true",
+         "-p", f"camera_names:=[{','.join(cameras)}]",
+         "-p", f"camera_topics:=[{','.join(f'cameras/{c}/image_raw' for c in cameras)}]"],
         stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     context = Context()
     rclpy.init(context=context)
-    bridge = SimBridge(episodes, ["top", "left_wrist"], 64, real_time_factor, steps, context=context)
+    bridge = SimBridge(episodes, cameras, real_time_factor=real_time_factor, steps=steps, context=context)
     bridge.keep_frame_every = frame_every
     listener = Node("rd_vla_demo_listener", context=context)
     chunks: list[tuple[int, int, int, float]] = []
@@ -103,8 +124,8 @@ def run(checkpoint: str, episodes: list[tuple[str, int]], workdir: Path, real_ti
             sys.stdout.flush()
         if bridge.frames:
             title = f"rd_vla_node + simulated ALOHA ({', '.join(f'{t}:{s}' for t, s in episodes)})"
-            sheet = contact_sheet(bridge.frames, [(c[0], c[1], c[2]) for c in chunks], workdir / "closed_loop.png",
-                                  title)  # fmt: skip
+            sheet = contact_sheet(bridge.frames, [(c[0], c[1], c[2]) for c in chunks], results,
+                                  workdir / "closed_loop.png", title)  # fmt: skip
             sys.stdout.write(f"contact sheet: {sheet}\n")
         return 0, results
     finally:

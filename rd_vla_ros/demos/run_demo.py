@@ -4,8 +4,9 @@
    /clock, joint_trajectory_controller-style execution) driven by the unmodified rd_vla_node in its
    own process with the embedded checkpoint, one TransferCube and one Insertion episode on held-out
    seeds. Prints success, iterations per chunk, execution horizons, latency; writes a contact sheet.
-2. Offline replay (rd-vla replay) of a scripted demonstration recorded as a rosbag2 bag: the
-   embedded model scored against the recorded commands, with a halting sweep and a report.
+2. Offline replay (rd-vla replay) of a scripted demonstration on a held-out seed (never trained on)
+   recorded as a rosbag2 bag: the embedded model scored against the recorded commands, with a
+   halting sweep and a report.
 3. The policy node (embedded model) on synthetic 224 px sensors: adaptive halting, then a
    recurrent-depth change at run time.
 4. ActionChunks between two processes, validated against the ALOHA description (chunk_loopback).
@@ -26,7 +27,8 @@ from rd_vla_ros.demos.node_demo import run as run_node_demo
 from rd_vla_ros.paths import embedded_checkpoint
 
 COUNT = 10
-EPISODES = [("transfer_cube", 1000), ("insertion", 1000)]
+EPISODES = [("transfer_cube", 1000), ("insertion", 1000)]  # evaluation seeds (1000+): never trained on
+REPLAY_SEED = 1007
 
 
 def section(title: str) -> None:
@@ -40,7 +42,8 @@ def main() -> int:
     checkpoint = embedded_checkpoint()
     section("1/4: closed loop over DDS, simulated ALOHA <-> rd_vla_node (embedded model, held-out seeds)")
     loop_rc, _ = run_closed_loop(str(checkpoint), EPISODES, workdir / "closed_loop", real_time_factor=0.5)
-    section("2/4: offline replay of a recorded demonstration (rosbag2), halting sweep and report")
+    section(f"2/4: offline replay of a recorded demonstration (rosbag2, held-out seed {REPLAY_SEED}), halting "
+            "sweep and report")
     replay_rc = run_replay_demo(workdir, checkpoint)
     section("3/4: rd_vla_node on synthetic sensors (embedded model): adaptive halting, then depth set at run time")
     node_rc = run_node_demo(checkpoint)
@@ -57,13 +60,14 @@ def main() -> int:
 
 
 def run_replay_demo(workdir: Path, checkpoint: Path) -> int:
-    """Record a scripted TransferCube demonstration (seed 7, regenerated each run) and replay it."""
+    """Record a scripted TransferCube demonstration on a held-out seed (regenerated each run) and replay it."""
     from rd_vla_ros.sim.scripted import record_demo
 
     bag = workdir / "recording"
     if bag.exists():
         shutil.rmtree(bag)
-    record_demo("transfer_cube", 7, bag)
+    record_demo("transfer_cube", REPLAY_SEED, bag)
+    sys.stdout.write(f"recorded the scripted TransferCube demonstration of held-out seed {REPLAY_SEED} into {bag}\n")
     return rd_vla(["replay", str(bag), "--checkpoint", str(checkpoint), "--out", str(workdir / "replay"),
                    "--thresholds", "1e-2,1e-3,1e-4", "--fixed-depths", "1,4,8,16", "--stride", "4",
                    "--quiet"])  # fmt: skip

@@ -3,7 +3,9 @@
 Built on gym-aloha's own scene files, task classes and reward (TransferCube, Insertion), driven
 directly instead of through dm_control's Environment, which renders three 640x480 cameras with
 shadows and anti-aliasing at every step (~5 steps/s here). With shadows and anti-aliasing off and
-64-128 px images a control step costs a few milliseconds (see docs/sim.md).
+160x120 images (the real ALOHA's 4:3 frames, scaled down) a control step costs a few milliseconds
+(see docs/sim.md). The policy's own view (a crop, a square resize) is made by PolicyRunner, as for
+a real camera.
 
 Actions and joint positions are 14-D in ALOHA order (per arm: 6 joint angles, then the gripper
 normalised to [0 closed, 1 open]), at 50 Hz (10 physics substeps of 2 ms).
@@ -21,6 +23,7 @@ from gym_aloha.tasks import sim as joint_tasks
 from gym_aloha.utils import sample_box_pose, sample_insertion_pose
 
 CONTROL_PERIOD_S = DT  # 0.02 s
+CAMERA_RESOLUTION = (160, 120)  # (width, height): the real ALOHA's 640x480 cameras at a quarter
 EPISODE_STEPS = 400  # a scripted Insertion succeeds around step 337: gym-aloha's 300 is too short
 MAX_REWARD = 4
 
@@ -56,6 +59,14 @@ def object_poses(task: str, seed: int) -> np.ndarray:
     return np.concatenate(sample_insertion_pose(seed))
 
 
+def parse_resolution(text: str) -> tuple[int, int]:
+    """'160x120' -> (160, 120); ValueError when it is not WIDTHxHEIGHT with sides in 8..2048."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or not all(8 <= int(v) <= 2048 for v in (width, height)):
+        raise ValueError(f"expected WIDTHxHEIGHT with sides in 8..2048 px, e.g. 160x120; got '{text}'")
+    return int(width), int(height)
+
+
 def make_cheap(physics: mujoco.Physics) -> None:
     """Shadows and multisample anti-aliasing off: ~15x cheaper software rendering."""
     physics.model.light_castshadow[:] = 0
@@ -68,16 +79,21 @@ class AlohaSim:
     Args:
         task: "transfer_cube" or "insertion".
         cameras: camera names of the scene to render ("top", "angle", "left_wrist", "right_wrist", ...).
-        image_size: square image side in pixels.
+        resolution: (width, height) of every camera image in pixels.
     """
 
-    def __init__(self, task: str, cameras: tuple[str, ...] | list[str] = ("top", "left_wrist"), image_size: int = 64):
+    def __init__(
+        self,
+        task: str,
+        cameras: tuple[str, ...] | list[str] = ("top",),
+        resolution: tuple[int, int] = CAMERA_RESOLUTION,
+    ):
         self.spec = task_spec(task)
         self.physics = mujoco.Physics.from_xml_path(str(ASSETS_DIR / self.spec.joint_scene))
         make_cheap(self.physics)
         self.task = self.spec.task_class()
         self.cameras = list(cameras)
-        self.image_size = image_size
+        self.width, self.height = resolution
         self.substeps = round(CONTROL_PERIOD_S / self.physics.timestep())
         self.step_count = 0
         self.rewards: list[int] = []
@@ -108,9 +124,9 @@ class AlohaSim:
         return self.task.get_qpos(self.physics)
 
     def images(self) -> dict[str, np.ndarray]:
-        """camera -> (S, S, 3) uint8 RGB."""
+        """camera -> (height, width, 3) uint8 RGB."""
         if self._renderer is None:
-            self._renderer = mj.Renderer(self.physics.model.ptr, self.image_size, self.image_size)
+            self._renderer = mj.Renderer(self.physics.model.ptr, self.height, self.width)
         out = {}
         for camera in self.cameras:
             self._renderer.update_scene(self.physics.data.ptr, camera=camera)

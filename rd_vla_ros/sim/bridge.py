@@ -38,7 +38,14 @@ from rd_vla_ros.evaluation.commands import CommandTimeline
 from rd_vla_ros.model.config import ALOHA_JOINTS
 from rd_vla_ros.ros.cdr import image_cdr
 from rd_vla_ros.ros.conversions import duration_to_s, ns_to_time, time_to_ns
-from rd_vla_ros.sim.aloha import CONTROL_PERIOD_S, EPISODE_STEPS, AlohaSim, task_spec
+from rd_vla_ros.sim.aloha import (
+    CAMERA_RESOLUTION,
+    CONTROL_PERIOD_S,
+    EPISODE_STEPS,
+    AlohaSim,
+    parse_resolution,
+    task_spec,
+)
 
 CAMERA_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
 START_NS = 100_000_000_000  # simulated time starts at 100 s (a zero stamp means "unstamped" in ROS)
@@ -87,7 +94,7 @@ class SimBridge(Node):
         self,
         episodes: list[tuple[str, int]],
         cameras: list[str],
-        image_size: int = 64,
+        resolution: tuple[int, int] = CAMERA_RESOLUTION,
         real_time_factor: float = 0.25,
         steps: int = EPISODE_STEPS,
         camera_every: int = 1,
@@ -100,7 +107,7 @@ class SimBridge(Node):
         for task, _ in episodes:
             task_spec(task)  # unknown task names fail here, before anything runs
         self.episodes = list(episodes)
-        self.cameras, self.image_size = list(cameras), image_size
+        self.cameras, self.resolution = list(cameras), resolution
         self.sims: dict[str, AlohaSim] = {}
         self.sim = self._sim(episodes[0][0])
         self.spec = self.sim.spec
@@ -123,7 +130,7 @@ class SimBridge(Node):
 
     def _sim(self, task: str) -> AlohaSim:
         if task not in self.sims:
-            self.sims[task] = AlohaSim(task, self.cameras, self.image_size)
+            self.sims[task] = AlohaSim(task, self.cameras, self.resolution)
         return self.sims[task]
 
     def close(self) -> None:
@@ -141,10 +148,10 @@ class SimBridge(Node):
         t = self.now_ns
         self.clock_pub.publish(Clock(clock=ns_to_time(t)))
         if self.sim.step_count % self.camera_every == 0:
-            s = self.sim.image_size
+            w, h = self.resolution
             images = self.sim.images()
             for camera, img in images.items():
-                self.image_pubs[camera].publish(image_cdr(t, camera, s, s, "rgb8", 3 * s, img.tobytes()))
+                self.image_pubs[camera].publish(image_cdr(t, camera, h, w, "rgb8", 3 * w, img.tobytes()))
             if self.in_episode and self.keep_frame_every and self.sim.step_count % self.keep_frame_every == 0:
                 self.frames.append((t, images[self.cameras[0]]))
         state = JointState(name=list(ALOHA_JOINTS), position=self.sim.qpos().tolist())
@@ -207,8 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", nargs="+", default=["transfer_cube:1000"], help="TASK:SEED ...")
-    parser.add_argument("--cameras", nargs="+", default=["top", "left_wrist"])
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--cameras", nargs="+", default=["top"])
+    parser.add_argument("--resolution", type=parse_resolution, default=CAMERA_RESOLUTION, metavar="WxH",
+                        help="camera image size (default 160x120)")  # fmt: skip
     parser.add_argument("--real-time-factor", type=float, default=0.25)
     parser.add_argument("--steps", type=int, default=EPISODE_STEPS)
     parser.add_argument("--start-delay", type=float, default=2.0, help="wall seconds of idle sensors before starting")
@@ -219,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     except (IndexError, ValueError):
         parser.error(f"--episodes takes TASK:SEED items, got {args.episodes}")
     rclpy.init(args=argv)
-    bridge = SimBridge(episodes, args.cameras, args.image_size, args.real_time_factor, args.steps)
+    bridge = SimBridge(episodes, args.cameras, args.resolution, args.real_time_factor, args.steps)
     executor = SingleThreadedExecutor()
     executor.add_node(bridge)
     spinner = threading.Thread(target=executor.spin, daemon=True)

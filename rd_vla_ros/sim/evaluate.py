@@ -63,7 +63,7 @@ def run_episode(
     velocity_scale: float = 1.0,
 ) -> EpisodeResult:
     """One closed-loop episode of EPISODE_STEPS control steps."""
-    sim = sim or AlohaSim(task, runner.camera_names, runner.policy.config.backbone.image_size)
+    sim = sim or AlohaSim(task, runner.camera_names)
     sim.reset(seed)
     instruction = task_spec(task).instruction
     result = EpisodeResult(task, seed, False, False, 0)
@@ -131,7 +131,7 @@ def evaluate(
     results: dict[str, Any] = {}
     with torch.no_grad():
         for task in tasks:
-            sim = AlohaSim(task, runner.camera_names, runner.policy.config.backbone.image_size)
+            sim = AlohaSim(task, runner.camera_names)
             results[task] = {}
             for name, settings in sweep:
                 start = time.perf_counter()
@@ -146,13 +146,14 @@ def evaluate(
 
 
 def sweep_for(
-    base: InferenceSettings, depths: list[int], thresholds: list[float]
+    base: InferenceSettings, depths: list[int], thresholds: list[float], suffix: str = ""
 ) -> list[tuple[str, InferenceSettings]]:
-    """Fixed depths first, then adaptive halting (the base strategy) at each threshold."""
+    """Fixed depths first, then adaptive halting (the base strategy) at each threshold; `suffix` is
+    appended to every setting's name (e.g. the horizon schedule, so runs can be merged)."""
     from dataclasses import replace
 
-    out = [(f"fixed {d}", replace(base, fixed_depth=d)) for d in depths]
-    out += [(f"{base.halting} {t:g}", replace(base, fixed_depth=0, threshold=t)) for t in thresholds]
+    out = [(f"fixed {d}{suffix}", replace(base, fixed_depth=d)) for d in depths]
+    out += [(f"{base.halting} {t:g}{suffix}", replace(base, fixed_depth=0, threshold=t)) for t in thresholds]
     return out
 
 

@@ -34,7 +34,15 @@ from rd_vla_ros.model.config import ALOHA_JOINTS
 from rd_vla_ros.ros.bags import BagWriter
 from rd_vla_ros.ros.cdr import image_cdr
 from rd_vla_ros.ros.conversions import joint_trajectory, ns_to_time
-from rd_vla_ros.sim.aloha import CONTROL_PERIOD_S, EPISODE_STEPS, AlohaSim, make_cheap, object_poses, task_spec
+from rd_vla_ros.sim.aloha import (
+    CAMERA_RESOLUTION,
+    CONTROL_PERIOD_S,
+    EPISODE_STEPS,
+    AlohaSim,
+    make_cheap,
+    object_poses,
+    task_spec,
+)  # fmt: skip
 
 START_NS = 1_700_000_000_000_000_000
 COMMAND_TOPICS = ("/left_arm_controller/joint_trajectory", "/right_arm_controller/joint_trajectory")
@@ -157,26 +165,72 @@ def joint_trajectory_for(task: str, seed: int, steps: int = EPISODE_STEPS) -> np
     return np.array(rows)  # (steps + 1, 14)
 
 
+@dataclass(frozen=True)
+class Disturbance:
+    """DART-style noise (Laskey et al. 2017) between the scripted command and the arms.
+
+    The arms execute `command + noise`, while the bag records the scripted command itself on the
+    controller topics: from the disturbed states it causes, the recorded label is the expert's way
+    back to its trajectory, which is what a policy needs to learn to recover from its own errors.
+
+    Attributes:
+        std: each episode draws its amplitude uniformly from [0, std] (rad, every arm joint; the
+            grippers are not disturbed), so the data spans clean to fully disturbed episodes.
+        time_constant_s: correlation time of the noise (an Ornstein-Uhlenbeck process): slow enough
+            that the arms really leave the trajectory, which white noise at 50 Hz would not do.
+    """
+
+    std: float
+    time_constant_s: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.std) and self.std >= 0):
+            raise ValueError(f"Disturbance.std must be finite and >= 0, got {self.std}")
+        if not (np.isfinite(self.time_constant_s) and self.time_constant_s > 0):
+            raise ValueError(f"Disturbance.time_constant_s must be finite and > 0, got {self.time_constant_s}")
+
+    def amplitude(self, seed: int) -> float:
+        """The episode's noise std (rad), drawn from [0, std]."""
+        return float(np.random.default_rng([seed, 0xDA27]).uniform(0.0, self.std))
+
+    def sample(self, seed: int, steps: int) -> np.ndarray:
+        """(steps, 14) noise for an episode, a function of the seed; zero on the gripper columns."""
+        amplitude = self.amplitude(seed)
+        rng = np.random.default_rng([seed, 0xDA28])
+        decay = np.exp(-CONTROL_PERIOD_S / self.time_constant_s)
+        noise = np.zeros((steps, 14))
+        x = rng.normal(0.0, amplitude, 14)
+        for t in range(steps):
+            noise[t] = x
+            x = decay * x + np.sqrt(1 - decay**2) * rng.normal(0.0, amplitude, 14)
+        noise[:, [6, 13]] = 0.0
+        return noise
+
+
 @dataclass
 class Demonstration:
     task: str
     seed: int
     success: dict[str, bool]
     steps: int
+    disturbance_std: float = 0.0
 
 
 def record_demo(
     task: str,
     seed: int,
     out: Path | None,
-    cameras: tuple[str, ...] = ("top", "left_wrist"),
-    image_size: int = 64,
+    cameras: tuple[str, ...] = ("top",),
+    resolution: tuple[int, int] = CAMERA_RESOLUTION,
     storage: str = "mcap",
+    disturbance: Disturbance | None = None,
 ) -> Demonstration:
-    """Replay the scripted joint trajectory in the joint-position scene; write the bag when `out` is given."""
+    """Replay the scripted joint trajectory in the joint-position scene; write the bag when `out` is given.
+    With a disturbance the arms execute the command plus its noise; the bag records the command."""
     spec = task_spec(task)
     targets = joint_trajectory_for(task, seed)  # (401, 14)
-    sim = AlohaSim(task, cameras, image_size)
+    noise = disturbance.sample(seed, EPISODE_STEPS) if disturbance is not None else np.zeros((EPISODE_STEPS, 14))
+    sim = AlohaSim(task, cameras, resolution)
     sim.reset(seed)
     period_ns = round(CONTROL_PERIOD_S * 1e9)
     writer = BagWriter(out, storage) if out is not None else None
@@ -191,21 +245,23 @@ def record_demo(
             action = targets[step + 1]  # reached one period from now
             if writer is not None:
                 _write_step(writer, sim, t_ns, action, period_ns)
-            sim.step(action)
+            sim.step(action + noise[step])
     finally:
         if writer is not None:
             writer.__exit__(None, None, None)
         sim.close()
-    result = Demonstration(task, seed, sim.success(), EPISODE_STEPS)
+    result = Demonstration(
+        task, seed, sim.success(), EPISODE_STEPS, disturbance.amplitude(seed) if disturbance else 0.0
+    )
     if out is not None:
         (Path(out) / "episode.json").write_text(json.dumps(result.__dict__) + "\n")
     return result
 
 
 def _write_step(writer: BagWriter, sim: AlohaSim, t_ns: int, action: np.ndarray, period_ns: int) -> None:
-    size = sim.image_size
+    w, h = sim.width, sim.height
     for camera, img in sim.images().items():
-        data = image_cdr(t_ns, camera, size, size, "rgb8", 3 * size, img.tobytes())
+        data = image_cdr(t_ns, camera, h, w, "rgb8", 3 * w, img.tobytes())
         writer.write(f"/cameras/{camera}/image_raw", "sensor_msgs/msg/Image", t_ns, data)
     state = JointState(name=list(ALOHA_JOINTS), position=sim.qpos().tolist())
     state.header.stamp = ns_to_time(t_ns)

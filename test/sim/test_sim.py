@@ -12,6 +12,7 @@ from rd_vla_ros.cli import main
 from rd_vla_ros.model.config import ALOHA_JOINTS
 from rd_vla_ros.ros.bags import BagSource
 from rd_vla_ros.ros.conversions import joint_trajectory
+from rd_vla_ros.ros.images import image_to_rgb
 from rd_vla_ros.sim.aloha import AlohaSim
 from rd_vla_ros.sim.bridge import TrajectoryExecutor
 from rd_vla_ros.sim.evaluate import wilson
@@ -31,7 +32,7 @@ def test_scripted_demonstration_succeeds_and_is_deterministic(task: str) -> None
 
 def test_demonstration_bag_has_what_a_real_aloha_records(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bag = tmp_path / "demo"
-    record_demo("transfer_cube", 3, bag, image_size=32)
+    record_demo("transfer_cube", 3, bag, ("top", "left_wrist"), resolution=(40, 30))
     assert main(["bag-info", str(bag)]) == 0  # the default topic map (the real robot's topics) fits
     with BagSource(bag) as source:
         topics = {name: (t.msgtype, t.count) for name, t in source.topics.items()}
@@ -41,18 +42,19 @@ def test_demonstration_bag_has_what_a_real_aloha_records(tmp_path: Path, capsys:
         first = next(m for topic, _, m in source.messages(["/joint_states"]))
         assert list(first.name) == ALOHA_JOINTS
         image = next(m for topic, _, m in source.messages(["/cameras/left_wrist/image_raw"]))
-        assert (image.height, image.width, image.encoding) == (32, 32, "rgb8")
+        assert (image.height, image.width, image.step, image.encoding) == (30, 40, 120, "rgb8")
+        assert image_to_rgb(image).shape == (30, 40, 3)
 
 
 def test_sim_refuses_bad_actions() -> None:
-    sim = AlohaSim("insertion", ["top"], 32)
+    sim = AlohaSim("insertion", ["top"], (32, 24))
     sim.reset(0)
     with pytest.raises(ValueError, match="14 finite numbers"):
         sim.step(np.full(14, np.nan))
     with pytest.raises(ValueError, match="14 finite numbers"):
         sim.step(np.zeros(7))
     sim.step(sim.qpos())
-    assert sim.step_count == 1 and sim.images()["top"].shape == (32, 32, 3)
+    assert sim.step_count == 1 and sim.images()["top"].shape == (24, 32, 3)  # (height, width, 3)
     sim.close()
 
 
