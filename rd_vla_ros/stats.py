@@ -47,6 +47,7 @@ class NodeStats:
         self.invalid_outputs = 0
         self.inference_failures = 0  # the policy call raised (e.g. out of memory)
         self.dropped_chunks = 0  # computed but not commanded (motion disabled / deactivated meanwhile)
+        self.late_chunks = 0  # not commanded: every executed row was already in the past
         self.warmup_ms: list[float] = []  # each warm-up inference at activation
 
     def record_chunk(self, latency_s: float, iterations: int, converged: bool, input_age_s: float = 0.0) -> None:

@@ -19,7 +19,17 @@ from rd_vla_ros.observation import Latest, ObservationAssembler
 from rd_vla_ros.ros.conversions import time_to_ns
 from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb
 
-FUTURE_TOLERANCE_NS = 1_000_000_000  # stamps further ahead than this are rejected (clock mix-up)
+FUTURE_TOLERANCE_NS = 100_000_000  # stamps further ahead of the node's clock are rejected (clock mix-up)
+MAX_INSTRUCTION_CHARS = 512  # longer instructions are rejected (tokenising them costs every inference)
+
+
+def instruction_problem(text: str) -> str:
+    """Why `text` (already stripped) cannot be an instruction, or ""."""
+    if not text:
+        return "empty instruction"
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        return f"instruction of {len(text)} characters (at most {MAX_INSTRUCTION_CHARS})"
+    return ""
 
 
 class InputFeed:
@@ -74,8 +84,9 @@ class InputFeed:
 
     def instruction(self, msg: String | str, now_ns: int) -> str | None:
         text = (msg if isinstance(msg, str) else msg.data).strip()
-        if not text:
-            return "empty instruction"
+        reason = instruction_problem(text)
+        if reason:
+            return reason
         with self._lock:
             self.assembler.instruction.update(text, now_ns, now_ns)
         return None

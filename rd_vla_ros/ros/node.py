@@ -54,6 +54,7 @@ from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory
 from rd_vla_ros.ros.inputs import InputFeed
 from rd_vla_ros.runner import InvalidOutputError, PolicyRunner
 from rd_vla_ros.safety import clamp_chunk, command_reference
+from rd_vla_ros.scheduler import ReplanScheduler
 from rd_vla_ros.stats import NodeStats, RateMeter
 
 
@@ -82,11 +83,8 @@ class RDVLANode(LifecycleNode):
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._active = False
-        self._next_due_ns = 0
-        self._last_obs_stamp_ns = -1  # newest input stamp of the last observation run
-        self._last_tick_ns = 0  # the clock at the inference thread's previous step
-        self._want_input = False  # the inference thread waits for an input newer than that
-        self._first_new_input_ns = 0  # when the first such input arrived (0: none yet); starts inputs.settle_s
+        self.scheduler = ReplanScheduler(period_ns=20_000_000)  # rebuilt on activation with the real period
+        self._overload_log_ns = 0  # last "horizon shorter than inference allows" warning (ROS time)
         self._sequence = 0
         self._last_command_ns = 0
         self._hold_sent = False
@@ -169,11 +167,8 @@ class RDVLANode(LifecycleNode):
                 + " ms"
             )
         self._sequence = 0
-        self._next_due_ns = 0
-        self._last_obs_stamp_ns = -1
-        self._last_tick_ns = 0
-        self._want_input = False
-        self._first_new_input_ns = 0
+        period_s = self.runner.policy.config.control_period_s if self.runner else 0.02
+        self.scheduler = ReplanScheduler(round(period_s * 1e9), round(self.values["inputs.settle_s"] * 1e9))
         self._last_command_ns = self._now()
         self._hold_sent = False
         self._last_rows = None
@@ -318,9 +313,7 @@ class RDVLANode(LifecycleNode):
 
     def _input_arrived(self, now: int) -> None:
         """Wake the inference thread if it waits for a new input (noting when the first one came)."""
-        if self._want_input:
-            if not self._first_new_input_ns:
-                self._first_new_input_ns = now
+        if self.scheduler.input_arrived(now):
             self._wake.set()
 
     def _on_instruction(self, msg: String) -> None:
@@ -350,6 +343,11 @@ class RDVLANode(LifecycleNode):
         return response
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        if self.runner is not None and any(p.name == "use_sim_time" for p in parameters):
+            reason = ("use_sim_time can change only while the node is unconfigured: every input stamp, age "
+                      "limit and re-plan is measured on that clock")  # fmt: skip
+            self.get_logger().warning(f"rejected parameter change: {reason}")
+            return SetParametersResult(successful=False, reason=reason)
         changes = {p.name: p.value for p in parameters if p.name in P.SPECS}
         proposed = dict(self.values)
         proposed.update(changes)
@@ -389,30 +387,20 @@ class RDVLANode(LifecycleNode):
         now = self._now()
         if self._stop.is_set() or self.assembler is None or self.runner is None:
             return period_s
-        if now < self._last_tick_ns:  # the clock went backwards (simulation or bag restarted)
-            self._next_due_ns, self._last_obs_stamp_ns, self._first_new_input_ns = 0, -1, 0
-        self._last_tick_ns = now
-        if now < self._next_due_ns:
-            return min((self._next_due_ns - now) / 1e9, period_s)
-        # waited for a new input and the first has come: let the rest of its instant (the other
-        # cameras, the joint state) arrive before assembling, for inputs.settle_s
-        settle_end_ns = self._first_new_input_ns + round(self.values["inputs.settle_s"] * 1e9)
-        if self._want_input and self._first_new_input_ns and now < settle_end_ns:
-            return min((settle_end_ns - now) / 1e9, period_s)
+        self.scheduler.settle_ns = round(self.values["inputs.settle_s"] * 1e9)
+        wait_ns = self.scheduler.before_assembly(now)
+        if wait_ns is not None:
+            return wait_ns / 1e9
         with self._lock:
             obs, reason = self.assembler.assemble(now)
         if obs is None:
-            self._want_input = False
+            self.scheduler.blocked()
             self.stats.blocked[block_kind(reason)] += 1
             self.get_logger().warning(f"not running the policy: {reason}", throttle_duration_sec=2.0)
             self._maybe_hold(now)
             return period_s
-        if obs.stamp_ns == self._last_obs_stamp_ns:
-            self._first_new_input_ns = 0  # (an input that was not newer does not open the settle window)
-            self._want_input = True  # the input callbacks wake the thread
-            return period_s
-        self._want_input = False
-        self._last_obs_stamp_ns = obs.stamp_ns
+        if not self.scheduler.accept(obs.stamp_ns):
+            return period_s  # the same observation as last time: the input callbacks wake the thread
         try:
             chunk, _ = self.runner.run(obs, self._sequence)
         except InvalidOutputError as err:
@@ -424,19 +412,25 @@ class RDVLANode(LifecycleNode):
             self.get_logger().error(f"inference failed, nothing published: {err}", throttle_duration_sec=2.0)
             self._maybe_hold(self._now(), "inference failing")
             return period_s
-        self._publish_chunk(chunk, obs.joint_positions)
-        return max(0.0, min((self._next_due_ns - self._now()) / 1e9, period_s))
+        self._publish_chunk(chunk, obs.joint_positions, now)
+        return self.scheduler.sleep_after(self._now()) / 1e9
 
-    def _publish_chunk(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
+    def _publish_chunk(self, chunk: ActionChunkData, measured: np.ndarray, started_ns: int) -> None:
         if not self._active:
             self.stats.dropped_chunks += 1
             return
         self._sequence += 1
-        latency_s = chunk.inference_latency_s
-        self.stats.record_chunk(latency_s, chunk.iterations, chunk.converged, chunk.observation_age_s)
-        period_ns = int(chunk.control_period_s * 1e9)
-        # re-plan so the next chunk is ready when this one's executed rows run out
-        self._next_due_ns = chunk.stamp_ns + chunk.execution_horizon * period_ns - int(latency_s * 1e9)
+        self.stats.record_chunk(chunk.inference_latency_s, chunk.iterations, chunk.converged, chunk.observation_age_s)
+        # re-plan so the next chunk is ready when this one's executed rows run out (latency in ROS time)
+        finished_ns = self._now()
+        self.scheduler.planned(chunk.stamp_ns, chunk.execution_horizon, started_ns, finished_ns)
+        if self.scheduler.overloaded and finished_ns - self._overload_log_ns > 5_000_000_000:
+            self._overload_log_ns = finished_ns
+            self.get_logger().warning(
+                f"execution horizon {chunk.execution_horizon} x {chunk.control_period_s * 1e3:.0f} ms is shorter than "
+                f"inference allows ({(finished_ns - started_ns) / 1e6:.0f} ms): re-plans start late; lower "
+                "halting.max_iterations, raise horizon.*.h_min, or run on a GPU"
+            )
         self.chunk_pub.publish(action_chunk_to_msg(chunk))
         with self._command_lock:
             if self.values["motion_enabled"] and self._active:
@@ -445,6 +439,17 @@ class RDVLANode(LifecycleNode):
     def _command(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
         robot = self.robot
         rows = chunk.positions[: chunk.execution_horizon]  # (H_exec, J)
+        period_ns = round(chunk.control_period_s * 1e9)
+        if self._now() >= chunk.stamp_ns + chunk.execution_horizon * period_ns:  # every executed row is due already
+            self.stats.late_chunks += 1
+            self.get_logger().warning(
+                f"chunk {chunk.sequence}: its {chunk.execution_horizon} executed rows are all in the past on "
+                "arrival (inference slower than the horizon): not commanded",
+                throttle_duration_sec=2.0,
+            )
+            if not self._hold_sent:
+                self._publish_hold("chunk arrived too late")
+            return
         if self.values["safety.velocity_reference"] == "measured":
             reference = np.asarray(measured, dtype=np.float64)  # (J,)
         else:
@@ -497,7 +502,10 @@ class RDVLANode(LifecycleNode):
             return
         with self._lock:
             current = np.array(self.assembler.joints.value, dtype=np.float64)
-        self._publish_rows(current[None, :], 0, self.runner.policy.config.control_period_s if self.runner else 0.02)
+        hold = np.clip(current, self.robot.lower, self.robot.upper)  # (J,) limits apply to holds too
+        if not np.array_equal(hold, current):
+            self.stats.position_clamps += int((hold != current).sum())
+        self._publish_rows(hold[None, :], 0, self.runner.policy.config.control_period_s if self.runner else 0.02)
         self._last_rows = None  # the next command starts from the measured position
         self._hold_sent = True
         self.stats.holds += 1
@@ -530,6 +538,11 @@ class RDVLANode(LifecycleNode):
             KeyValue(key="latency p50 ms", value=f"{s.latency_ms(50):.2f}"),
             KeyValue(key="latency p99 ms", value=f"{s.latency_ms(99):.2f}"),
             KeyValue(key="input age at inference p50 ms", value=f"{s.input_age_ms(50):.2f}"),
+            KeyValue(key="re-plan lateness p50 ms", value=f"{self.scheduler.lateness_ms(50):.2f}"),
+            KeyValue(key="re-plan lateness p99 ms", value=f"{self.scheduler.lateness_ms(99):.2f}"),
+            KeyValue(key="late re-plans (> 1 period)", value=str(self.scheduler.late_replans)),
+            KeyValue(key="compute overloaded (horizon shorter than inference)", value=str(self.scheduler.overloaded)),
+            KeyValue(key="clock jumps back", value=str(self.scheduler.clock_jumps)),
             KeyValue(key="input age at inference p99 ms", value=f"{s.input_age_ms(99):.2f}"),
             KeyValue(key="warm-up ms", value=", ".join(f"{m:.1f}" for m in s.warmup_ms) or "none"),
             KeyValue(key="iterations histogram", value=s.iteration_histogram()),
@@ -546,6 +559,7 @@ class RDVLANode(LifecycleNode):
             KeyValue(key="position clamps", value=str(s.position_clamps)),
             KeyValue(key="velocity clamps", value=str(s.velocity_clamps)),
             KeyValue(key="holds", value=str(s.holds)),
+            KeyValue(key="late chunks (not commanded)", value=str(s.late_chunks)),
         ]
         name = self.get_fully_qualified_name()
         blocked_now = any(s.blocked.values()) and s.chunks == 0

@@ -19,6 +19,7 @@ from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.model.halting import HALTING_CRITERIA, make_criterion
 from rd_vla_ros.model.horizon import HORIZON_SCHEDULES, make_schedule
 from rd_vla_ros.observation import AssemblyLimits
+from rd_vla_ros.ros.inputs import instruction_problem
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,
@@ -161,6 +162,9 @@ def validate(values: dict[str, Any]) -> str:
         assembly_limits(values)
     except ValueError as err:
         return str(err)
+    instruction = values["instruction"]
+    if instruction and instruction_problem(instruction.strip()):  # "" = not set
+        return f"instruction: {instruction_problem(instruction.strip())} ('' leaves it unset)"
     if len(values["camera_topics"]) != len(values["camera_names"]):
         return "camera_topics and camera_names must have the same length"
     if values["runtime"] != "torch" and values["backbone_dtype"] != "float32":

@@ -162,20 +162,28 @@ def test_chunks_and_trajectories_arrive_with_consistent_timing(harness: Harness)
 
 def test_replanning_follows_the_execution_horizon(harness: Harness) -> None:
     """Each inference starts (stamp + observation_age) when the previous chunk's executed rows are about
-    to run out: its stamp + H_exec periods - its latency; not before, and not a timer tick later."""
-    assert harness.set(horizon__schedule="fixed", horizon__fixed__h=5) == (True, "")  # 100 ms > input period
+    to run out, never before: its stamp + H_exec periods - its latency. A shallow fixed depth keeps
+    inference far shorter than the 160 ms horizon on any machine, so a scheduler that ignored the horizon
+    (re-planning on every new input, 33 ms apart) would start 100 ms early here; one that re-planned on
+    an unchanged observation would repeat a stamp. How late a start may be is load-dependent and is
+    tested on a fake clock (test/unit/test_scheduler.py), not here."""
+    assert harness.set(horizon__schedule="fixed", horizon__fixed__h=8, halting__fixed_depth=2) == (True, "")
     try:
         t0 = time.monotonic() + 0.3
-        assert wait_for(lambda: len(harness.since(harness.chunks, t0)) >= 8, 20)
+        assert wait_for(lambda: len(harness.since(harness.chunks, t0)) >= 8, 30)
         chunks = harness.since(harness.chunks, t0)
     finally:
-        assert harness.set(horizon__schedule="linear") == (True, "")
-    assert all(c.execution_horizon == 5 for c in chunks)
-    starts = [time_to_ns(c.header.stamp) + c.observation_age * 1e9 for c in chunks]
-    dues = [time_to_ns(c.header.stamp) + (5 * 0.02 - c.inference_latency) * 1e9 for c in chunks]
-    lateness_s = [(start - due) / 1e9 for start, due in zip(starts[1:], dues, strict=False)]
-    assert min(lateness_s) > -1e-3, lateness_s
-    assert np.median(lateness_s) < 0.02, lateness_s
+        assert harness.set(horizon__schedule="linear", halting__fixed_depth=0) == (True, "")
+    chunks = [c for c in chunks if c.execution_horizon == 8]  # (one may predate the change)
+    assert len(chunks) >= 6
+    stamps = [time_to_ns(c.header.stamp) for c in chunks]
+    assert all(b > a for a, b in itertools.pairwise(stamps)), stamps  # a new observation every time
+    starts = [stamp + c.observation_age * 1e9 for stamp, c in zip(stamps, chunks, strict=True)]
+    dues = [stamp + (8 * 0.02 - c.inference_latency) * 1e9 for stamp, c in zip(stamps, chunks, strict=True)]
+    early_s = [(due - start) / 1e9 for start, due in zip(starts[1:], dues, strict=False)]
+    # the node measures latency from just before assembling the observation: a few ms more than the
+    # runner's inference_latency, so its due time may precede this one by that much
+    assert max(early_s) < 0.01, early_s
 
 
 def test_delta_changed_from_another_process_changes_iterations(harness: Harness) -> None:
