@@ -136,6 +136,24 @@ def waypoints(task: str, objects: np.ndarray, left0: np.ndarray, right0: np.ndar
     return left, right
 
 
+def start_mocap_poses(physics: mujoco.Physics) -> list[np.ndarray]:
+    """(7,) xyz + quat per weld: where its mocap body must be for the weld to hold the gripper where it
+    is now (body2 = body1 * relpose, so body1 = body2 * relpose^-1)."""
+    poses = []
+    for i in range(physics.model.neq):
+        gripper = physics.model.eq_obj2id[i]
+        rel_pos, rel_quat = physics.model.eq_data[i, 3:6], physics.model.eq_data[i, 6:10]
+        quat = quat_mul(physics.data.xquat[gripper], rel_quat * np.array([1.0, -1.0, -1.0, -1.0]))
+        pos = physics.data.xpos[gripper] - rotate(quat, rel_pos)
+        poses.append(np.concatenate([pos, quat]))
+    return poses
+
+
+def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """v rotated by the unit quaternion q (w, x, y, z)."""
+    return quat_mul(quat_mul(q, np.concatenate([[0.0], v])), q * np.array([1.0, -1.0, -1.0, -1.0]))[1:]
+
+
 def joint_trajectory_for(task: str, seed: int, steps: int = EPISODE_STEPS) -> np.ndarray:
     """Run the scripted end-effector policy in the mocap scene; returns (steps + 1, 14) joint targets
     (row 0 = the start pose; grippers = the normalised gripper commands)."""
@@ -149,9 +167,15 @@ def joint_trajectory_for(task: str, seed: int, steps: int = EPISODE_STEPS) -> np
     with physics.reset_context():
         ee.initialize_robots(physics)
         physics.data.qpos[16:] = objects
+    # the waypoints are defined relative to gym-aloha's reference mocap poses (ACT's numbers) ...
     left0 = np.concatenate([physics.data.mocap_pos[0], physics.data.mocap_quat[0]])
     right0 = np.concatenate([physics.data.mocap_pos[1], physics.data.mocap_quat[1]])
     left, right = waypoints(task, objects, left0, right0)
+    # ... but under MuJoCo 3 the welds hold each gripper at an offset (eq_data's relpose) from its
+    # mocap body, so those poses would snap the arms ~13 cm back at the first step: a jump that no
+    # policy should learn. Start each path where the weld is satisfied at the start pose instead.
+    for path, start in zip((left, right), start_mocap_poses(physics), strict=True):
+        path[0] = Waypoint(0, start[:3], start[3:], path[0].gripper)
     substeps = round(CONTROL_PERIOD_S / physics.timestep())
     rows = [ee.get_qpos(physics)]
     for t in range(steps):

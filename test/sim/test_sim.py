@@ -16,7 +16,7 @@ from rd_vla_ros.ros.images import image_to_rgb
 from rd_vla_ros.sim.aloha import AlohaSim
 from rd_vla_ros.sim.bridge import TrajectoryExecutor
 from rd_vla_ros.sim.evaluate import wilson
-from rd_vla_ros.sim.scripted import joint_trajectory_for, record_demo
+from rd_vla_ros.sim.scripted import Disturbance, joint_trajectory_for, record_demo
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +28,27 @@ def test_scripted_demonstration_succeeds_and_is_deterministic(task: str) -> None
     if task == "transfer_cube":
         assert demo.success["final"]
     np.testing.assert_array_equal(joint_trajectory_for(task, 0), joint_trajectory_for(task, 0))
+
+
+@pytest.mark.parametrize("task", ["transfer_cube", "insertion"])
+def test_scripted_arms_start_where_they_are(task: str) -> None:
+    """The scripted paths start where the welds already hold the grippers: no jump at the first step
+    (with gym-aloha's reference mocap poses the arm joints jumped by up to 0.76 rad)."""
+    targets = joint_trajectory_for(task, 1)
+    arms = [*range(6), *range(7, 13)]
+    assert np.abs(targets[1, arms] - targets[0, arms]).max() < 0.12  # the arms settling under gravity
+
+
+def test_disturbance_is_a_function_of_the_seed_and_spares_the_grippers() -> None:
+    d = Disturbance(0.02)
+    a, b = d.sample(5, 400), d.sample(5, 400)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, d.sample(6, 400))
+    assert (a[:, [6, 13]] == 0).all() and np.abs(a).max() > 0
+    assert 0 <= d.amplitude(5) <= 0.02
+    assert np.abs(a).max() < 5 * d.amplitude(5)
+    with pytest.raises(ValueError, match="std must be finite and >= 0"):
+        Disturbance(-1.0)
 
 
 def test_demonstration_bag_has_what_a_real_aloha_records(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
