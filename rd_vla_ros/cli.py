@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--preset", default="tiny", choices=["tiny", "conv", "paper"])
     tr.add_argument("--cameras", nargs="+", default=None,
-                    help="cameras the policy sees, in order (default: top and left_wrist)")  # fmt: skip
+                    help="cameras the policy sees, in order (default: top)")  # fmt: skip
     tr.add_argument("--depth-mean", type=float, default=None, help="mean training recurrence (default: 32)")
     tr.add_argument("--shift", type=int, default=4, help="random-shift augmentation in pixels (0 = off)")
     tr.add_argument("--crop", action="append", default=[], metavar="CAMERA=L,T,R,B",

@@ -42,8 +42,10 @@ def main() -> int:
     checkpoint = embedded_checkpoint()
     section("1/4: closed loop over DDS, simulated ALOHA <-> rd_vla_node (embedded model, held-out seeds)")
     loop_rc, _ = run_closed_loop(str(checkpoint), EPISODES, workdir / "closed_loop", real_time_factor=0.5)
-    section(f"2/4: offline replay of a recorded demonstration (rosbag2, held-out seed {REPLAY_SEED}), halting "
-            "sweep and report")
+    section(
+        f"2/4: offline replay of a recorded demonstration (rosbag2, held-out seed {REPLAY_SEED}), halting "
+        "sweep and report"
+    )
     replay_rc = run_replay_demo(workdir, checkpoint)
     section("3/4: rd_vla_node on synthetic sensors (embedded model): adaptive halting, then depth set at run time")
     node_rc = run_node_demo(checkpoint)

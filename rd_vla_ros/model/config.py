@@ -114,7 +114,7 @@ ALOHA_JOINTS = [
     for side in ("left", "right")
     for joint in ("waist", "shoulder", "elbow", "forearm_roll", "wrist_angle", "wrist_rotate", "gripper")
 ]
-ALOHA_CAMERAS = ["top", "left_wrist"]
+ALOHA_CAMERAS = ["top"]  # the overhead camera, as ACT uses in simulation; left_wrist / right_wrist also exist
 
 
 def make_config(

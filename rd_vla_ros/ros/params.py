@@ -92,8 +92,8 @@ PARAMS: list[ParamSpec] = [
               "the first real chunk is not slow (0 = none)", read_only=True, low=0, high=100),
     ParamSpec("robot_description", "aloha_bimanual.yaml", "robot description YAML: a path, or a file name in the "
               "package's config/", read_only=True),
-    ParamSpec("camera_names", ["top", "left_wrist"], "camera names, in the checkpoint's order", read_only=True),
-    ParamSpec("camera_topics", ["cameras/top/image_raw", "cameras/left_wrist/image_raw"],
+    ParamSpec("camera_names", ["top"], "camera names, in the checkpoint's order", read_only=True),
+    ParamSpec("camera_topics", ["cameras/top/image_raw"],
               "image topic per camera (same order as camera_names)", read_only=True),
     ParamSpec("camera_transport", "raw", "sensor_msgs/Image (raw) or sensor_msgs/CompressedImage (compressed)",
               read_only=True, choices=("raw", "compressed")),

@@ -50,7 +50,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     preset: str = "tiny"
-    cameras: list[str] | None = None  # None: the preset's (ALOHA's top and left_wrist)
+    cameras: list[str] | None = None  # None: ALOHA's (the top camera)
     crops: dict[str, list[float]] | None = None  # camera -> [left, top, right, bottom] fractions seen
     train_backbone: bool | None = None  # None: train it unless it has pretrained weights (tiny: yes)
     depth_mean: float | None = None  # None: the paper's 32

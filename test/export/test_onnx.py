@@ -151,10 +151,11 @@ def test_runner_works_on_the_onnx_policy(exported: tuple) -> None:
     from rd_vla_ros.runner import PolicyRunner
 
     policy, ort_policy, _ = exported
-    images = {c: np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8) for c in ("top", "left_wrist")}
+    cameras = policy.config.camera_names
+    images = {c: np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8) for c in cameras}
     obs = Observation(images, np.zeros(14), "transfer the cube", stamp_ns=123)
-    a, _ = PolicyRunner(policy, ALOHA_JOINTS, ["top", "left_wrist"]).run(obs)
-    b, _ = PolicyRunner(ort_policy, ALOHA_JOINTS, ["top", "left_wrist"]).run(obs)
+    a, _ = PolicyRunner(policy, ALOHA_JOINTS, cameras).run(obs)
+    b, _ = PolicyRunner(ort_policy, ALOHA_JOINTS, cameras).run(obs)
     assert a.iterations == b.iterations and np.abs(a.positions - b.positions).max() < 1e-4
 
 

@@ -2,7 +2,8 @@
 
 The test process plays the robot (two 224 px cameras and joint states at 30 Hz) and the operator
 (SetParameters from another process); the node runs `python -m rd_vla_ros.ros.node` with the shipped
-parameter file and a tiny checkpoint.
+parameter file and a tiny checkpoint (depth capped at 12 and at least 6 rows executed per chunk: the
+commands keep flowing on a slow, loaded machine, since a chunk ready after its rows are due is not sent).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Harness:
                 "--params-file", str(config_path("rd_vla_node.yaml")),
                 "-p", f"checkpoint:={checkpoint}", "-p", "autostart:=true", "-p", "motion_enabled:=true",
                 "-p", "instruction:=transfer the cube", "-p", "inputs.camera_max_age_s:=0.25",
-                "-p", "safety.hold_timeout_s:=0.3",
+                "-p", "safety.hold_timeout_s:=0.3", "-p", "halting.max_iterations:=12",
+                "-p", "horizon.linear.h_min:=6",
             ],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "RCUTILS_LOGGING_BUFFERED_STREAM": "0", "PYTHONUNBUFFERED": "1"},
@@ -139,7 +141,7 @@ def test_chunks_and_trajectories_arrive_with_consistent_timing(harness: Harness)
     assert 0 < now_ns - time_to_ns(chunk.header.stamp) < 2e9  # stamped with the (recent) observation time
     assert list(chunk.joint_names) == ALOHA_JOINTS and chunk.chunk_length == 8
     assert len(chunk.positions) == 8 * 14 and np.isfinite(chunk.positions).all()
-    assert 1 <= chunk.execution_horizon <= 8 and 1 <= chunk.iterations <= chunk.max_iterations == 32
+    assert 6 <= chunk.execution_horizon <= 8 and 1 <= chunk.iterations <= chunk.max_iterations == 12
     assert len(chunk.residual_trace) == chunk.iterations and math.isnan(chunk.residual_trace[0])
     assert duration_to_s(chunk.control_period) == pytest.approx(0.02)
     assert 0 < chunk.inference_latency < 1.0 and chunk.backbone_latency > 0 and chunk.head_latency > 0

@@ -136,11 +136,12 @@ def test_a_bag_without_commands_is_a_clear_error(tmp_path: Path, capsys: pytest.
 
 
 def test_proprio_dropout_hides_the_joints_of_the_drawn_samples(bags: list[Path], tmp_path: Path) -> None:
+    from rd_vla_ros.model.config import make_config
     from rd_vla_ros.train.dataset import EpisodeDataset
     from rd_vla_ros.train.trainer import TrainConfig, load_dataset
 
     cfg = TrainConfig(bags=[str(b) for b in bags], out=str(tmp_path), cache_dir=str(tmp_path / "cache"))
-    data: EpisodeDataset = load_dataset(cfg, ["top", "left_wrist"], 64, 8, 0.02, False)
+    data: EpisodeDataset = load_dataset(cfg, make_config("tiny"), False)
     plain = data.batch(64, seed=0, step=5)
     dropped = data.batch(64, seed=0, step=5, proprio_dropout=0.5)
     assert "proprio_keep" not in plain and torch.equal(plain["index"], dropped["index"])  # same draw

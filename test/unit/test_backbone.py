@@ -171,7 +171,7 @@ def test_pretrained_vision_encoder_loads_offline_and_checkpoints_rebuild_it(tmp_
     for name, value in pretrained.state_dict().items():
         assert torch.equal(encoder.state_dict()[name], value), name
     assert config.backbone.vision_configs[0]["layer_norm_eps"] == 1e-3
-    images = torch.rand(1, 2, 3, b.image_size, b.image_size, generator=torch.Generator().manual_seed(0))
+    images = torch.rand(1, b.num_cameras, 3, b.image_size, b.image_size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         before = policy.backbone.encode_images(images)
     save_policy(policy, tmp_path / "ckpt")

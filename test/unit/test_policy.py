@@ -25,10 +25,11 @@ def make_policy(seed: int = 0) -> RDVLAPolicy:
     return policy.eval()
 
 
-def observation(b: int = 2, seed: int = 0) -> dict:
+def observation(b: int = 2, seed: int = 0, cameras: int = 1, size: int = 64) -> dict:
+    """A batch for the tiny preset (ALOHA's top camera at 64 px) or the given camera count and size."""
     g = torch.Generator().manual_seed(seed)
     return {
-        "images": torch.rand(b, 2, 3, 64, 64, generator=g),
+        "images": torch.rand(b, cameras, 3, size, size, generator=g),
         "proprio": torch.randn(b, 14, generator=g),
         "instruction": ["transfer the cube", "insert the peg into the socket"][:b],
     }
@@ -192,7 +193,7 @@ def test_half_backbone_keeps_the_head_float32_and_the_chunk_close(dtype: torch.d
     half = load_policy(embedded_checkpoint()).half_backbone(dtype)
     assert half.backbone.latent_tokens.dtype == dtype
     assert all(p.dtype == torch.float32 for p in half.head.parameters())
-    obs = observation()
+    obs = observation(cameras=len(full.config.camera_names), size=full.config.backbone.image_size)
     enc_full, enc_half = full.encode(obs), half.encode(obs)
     assert enc_half.features.last_task.dtype == torch.float32  # handed to the head as float32
     rel = (enc_half.features.last_task - enc_full.features.last_task).norm() / enc_full.features.last_task.norm()
