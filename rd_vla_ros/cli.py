@@ -167,6 +167,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--horizon", default=None, metavar="SCHEDULE[:KEY=VALUE,...]",
                     help="execution-horizon schedule for every setting, e.g. 'fixed:h=8' or 'linear:h_min=4' "
                          "(default: the checkpoint's, the node's default)")  # fmt: skip
+    ev.add_argument("--blending", default="none", choices=["none", "ensemble", "crossfade"],
+                    help="chunk blending, as the node's blending.mode (default none)")  # fmt: skip
     ev.add_argument("--out", type=Path, default=Path("sim_eval.json"), help="results JSON")
     ev.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")
     ev.add_argument("--threads", type=int, default=1)
@@ -421,7 +423,8 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
     except ValueError as err:
         sys.stderr.write(f"rd-vla sim-eval: --horizon: {err}\n")
         return 2
-    sweep = sweep_for(base, _ints(args.depths), _floats(args.thresholds), f" [{args.horizon}]" if args.horizon else "")
+    suffix = "".join(f" [{x}]" for x in (args.horizon, None if args.blending == "none" else args.blending) if x)
+    sweep = sweep_for(base, _ints(args.depths), _floats(args.thresholds), suffix)
     seeds = list(range(args.seed, args.seed + args.episodes))
 
     def progress(task: str, name: str, s: dict) -> None:
@@ -434,7 +437,7 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
     if args.ros:
         results = ros_eval(str(checkpoint), args.tasks, seeds, args.real_time_factor, progress)
     else:
-        results = evaluate(runner, robot, args.tasks, seeds, sweep, progress)
+        results = evaluate(runner, robot, args.tasks, seeds, sweep, progress, args.blending)
     from rd_vla_ros.evaluation.report import machine
 
     payload = {"command": "rd-vla " + shlex.join(argv), "checkpoint": str(checkpoint), "machine": machine(),

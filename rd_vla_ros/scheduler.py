@@ -13,8 +13,9 @@ use_sim_time), inference latency included, so re-planning lands right whatever t
 A chunk stamped t (its observation's instant) with execution horizon H covers t + period .. t + H
 period; the next inference should finish when those rows run out, so it is due at
 t + H * period - latency. A re-plan that starts after its due time is late: `lateness_ns` keeps how
-late (p50/p99 on /diagnostics) and `overloaded` says whether compute, not the inputs, made it so
-(the chunk was published after the next re-plan was already due).
+late (p50/p99 on /diagnostics). `overloaded` says the next one will be too: the chunk was published
+after the next re-plan was already due, which happens when observation age + 2 x latency exceeds
+H_exec periods; `overloaded_streak` counts such chunks in a row (one at start-up is not a trend).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class ReplanScheduler:
     replans: int = 0
     late_replans: int = 0  # started more than one period after their due time
     overloaded: bool = False  # the last chunk was published after the next re-plan was due
+    overloaded_streak: int = 0  # consecutive chunks that were
     lateness_ns: deque[int] = field(default_factory=deque)
     clock_jumps: int = 0
 
@@ -104,6 +106,7 @@ class ReplanScheduler:
         # the next re-plan into the future: its rows are counted from when the chunk existed
         self.next_due_ns = min(stamp_ns, finished_ns) + horizon * self.period_ns - latency_ns
         self.overloaded = finished_ns > self.next_due_ns
+        self.overloaded_streak = self.overloaded_streak + 1 if self.overloaded else 0
 
     def sleep_after(self, now_ns: int) -> int:
         """ns the thread may sleep after publishing a chunk (until the next re-plan, at most one period)."""

@@ -42,6 +42,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
+from rd_vla_ros.blending import ChunkBlender
 from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.joints import JointMapper
 from rd_vla_ros.model.checkpoint import CheckpointError, load_policy
@@ -84,6 +85,7 @@ class RDVLANode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._active = False
         self.scheduler = ReplanScheduler(period_ns=20_000_000)  # rebuilt on activation with the real period
+        self.blender = ChunkBlender()
         self._overload_log_ns = 0  # last "horizon shorter than inference allows" warning (ROS time)
         self._sequence = 0
         self._last_command_ns = 0
@@ -169,6 +171,7 @@ class RDVLANode(LifecycleNode):
         self._sequence = 0
         period_s = self.runner.policy.config.control_period_s if self.runner else 0.02
         self.scheduler = ReplanScheduler(round(period_s * 1e9), round(self.values["inputs.settle_s"] * 1e9))
+        self.blender = ChunkBlender(self.values["blending.mode"], self.values["blending.decay"])
         self._last_command_ns = self._now()
         self._hold_sent = False
         self._last_rows = None
@@ -367,6 +370,8 @@ class RDVLANode(LifecycleNode):
                         self.assembler.instruction.update(proposed["instruction"], self._now(), self._now())
             if was_enabled and not proposed["motion_enabled"] and self._active:
                 self._publish_hold("motion disabled")
+            if any(k.startswith("blending.") for k in changes):
+                self.blender = ChunkBlender(proposed["blending.mode"], proposed["blending.decay"])
         if changes:
             self.get_logger().info("parameters: " + ", ".join(f"{k}={v}" for k, v in changes.items()))
         return SetParametersResult(successful=True)
@@ -424,12 +429,14 @@ class RDVLANode(LifecycleNode):
         # re-plan so the next chunk is ready when this one's executed rows run out (latency in ROS time)
         finished_ns = self._now()
         self.scheduler.planned(chunk.stamp_ns, chunk.execution_horizon, started_ns, finished_ns)
-        if self.scheduler.overloaded and finished_ns - self._overload_log_ns > 5_000_000_000:
+        if self.scheduler.overloaded_streak >= 3 and finished_ns - self._overload_log_ns > 5_000_000_000:
             self._overload_log_ns = finished_ns
+            latency_ms = (finished_ns - started_ns) / 1e6
             self.get_logger().warning(
-                f"execution horizon {chunk.execution_horizon} x {chunk.control_period_s * 1e3:.0f} ms is shorter than "
-                f"inference allows ({(finished_ns - started_ns) / 1e6:.0f} ms): re-plans start late; lower "
-                "halting.max_iterations, raise horizon.*.h_min, or run on a GPU"
+                f"re-plans start late: the execution horizon ({chunk.execution_horizon} x "
+                f"{chunk.control_period_s * 1e3:.0f} ms) is shorter than the observation's age plus twice the "
+                f"inference time ({chunk.observation_age_s * 1e3:.0f} + 2 x {latency_ms:.0f} ms); "
+                "lower halting.max_iterations, raise horizon.*.h_min, or run on a GPU"
             )
         self.chunk_pub.publish(action_chunk_to_msg(chunk))
         with self._command_lock:
@@ -438,7 +445,6 @@ class RDVLANode(LifecycleNode):
 
     def _command(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
         robot = self.robot
-        rows = chunk.positions[: chunk.execution_horizon]  # (H_exec, J)
         period_ns = round(chunk.control_period_s * 1e9)
         if self._now() >= chunk.stamp_ns + chunk.execution_horizon * period_ns:  # every executed row is due already
             self.stats.late_chunks += 1
@@ -450,6 +456,7 @@ class RDVLANode(LifecycleNode):
             if not self._hold_sent:
                 self._publish_hold("chunk arrived too late")
             return
+        rows = self.blender.blend(chunk.stamp_ns, chunk.positions, period_ns)[: chunk.execution_horizon]  # (H, J)
         if self.values["safety.velocity_reference"] == "measured":
             reference = np.asarray(measured, dtype=np.float64)  # (J,)
         else:
@@ -507,6 +514,7 @@ class RDVLANode(LifecycleNode):
             self.stats.position_clamps += int((hold != current).sum())
         self._publish_rows(hold[None, :], 0, self.runner.policy.config.control_period_s if self.runner else 0.02)
         self._last_rows = None  # the next command starts from the measured position
+        self.blender.reset()  # and is not blended with what was planned before the hold
         self._hold_sent = True
         self.stats.holds += 1
         self.get_logger().warning(f"holding current positions ({why})")
@@ -541,7 +549,10 @@ class RDVLANode(LifecycleNode):
             KeyValue(key="re-plan lateness p50 ms", value=f"{self.scheduler.lateness_ms(50):.2f}"),
             KeyValue(key="re-plan lateness p99 ms", value=f"{self.scheduler.lateness_ms(99):.2f}"),
             KeyValue(key="late re-plans (> 1 period)", value=str(self.scheduler.late_replans)),
-            KeyValue(key="compute overloaded (horizon shorter than inference)", value=str(self.scheduler.overloaded)),
+            KeyValue(
+                key="overloaded (horizon < age + 2 x latency), chunks in a row",
+                value=str(self.scheduler.overloaded_streak),
+            ),
             KeyValue(key="clock jumps back", value=str(self.scheduler.clock_jumps)),
             KeyValue(key="input age at inference p99 ms", value=f"{s.input_age_ms(99):.2f}"),
             KeyValue(key="warm-up ms", value=", ".join(f"{m:.1f}" for m in s.warmup_ms) or "none"),

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
+from rd_vla_ros.blending import BLENDING_MODES
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.model.halting import HALTING_CRITERIA, make_criterion
 from rd_vla_ros.model.horizon import HORIZON_SCHEDULES, make_schedule
@@ -130,6 +131,11 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("horizon.linear.h_min", 2, "linear: shortest horizon", low=1, high=256),
     ParamSpec("horizon.linear.tau_base", 4, "linear: iterations before the horizon shrinks", low=1, high=256),
     ParamSpec("horizon.fixed.h", 8, "fixed: horizon (rows)", low=1, high=256),
+    ParamSpec("blending.mode", "none", "how each chunk is blended, before the safety filter, with what earlier chunks "
+              "planned for the same instants: none, ensemble (ACT's temporal ensembling), crossfade",
+              choices=BLENDING_MODES),
+    ParamSpec("blending.decay", 0.01, "ensemble: weight exp(-decay * i) of the i-th oldest prediction of an instant",
+              low=0.0, high=10.0),
     ParamSpec("inputs.camera_max_age_s", 0.2, "camera images older than this block inference", low=1e-3, high=60.0),
     ParamSpec("inputs.joint_state_max_age_s", 0.1, "joint states older than this block inference", low=1e-3,
               high=60.0),

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rd_vla_ros.blending import ChunkBlender
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.observation import Observation
 from rd_vla_ros.robot import RobotDescription
@@ -61,8 +62,11 @@ def run_episode(
     settings: InferenceSettings,
     sim: AlohaSim | None = None,
     velocity_scale: float = 1.0,
+    blending: str = "none",
 ) -> EpisodeResult:
-    """One closed-loop episode of EPISODE_STEPS control steps."""
+    """One closed-loop episode of EPISODE_STEPS control steps; chunks blended (`blending`) as the node does."""
+    blender = ChunkBlender(blending)
+    period_ns = round(CONTROL_PERIOD_S * 1e9)
     sim = sim or AlohaSim(task, runner.camera_names)
     sim.reset(seed)
     instruction = task_spec(task).instruction
@@ -74,8 +78,9 @@ def run_episode(
         stamp = round(sim.time_s * 1e9)
         obs = Observation(images=sim.images(), joint_positions=qpos, instruction=instruction, stamp_ns=stamp)
         chunk, timing = runner.run(obs, step, settings)
+        blended = blender.blend(stamp, chunk.positions, period_ns)[: chunk.execution_horizon]  # (H, J)
         rows, report = clamp_chunk(
-            chunk.positions[: chunk.execution_horizon], qpos if previous is None else previous, robot.lower,
+            blended, qpos if previous is None else previous, robot.lower,
             robot.upper, robot.max_velocity * velocity_scale, CONTROL_PERIOD_S,
         )  # fmt: skip
         result.iterations.append(chunk.iterations)
@@ -126,6 +131,7 @@ def evaluate(
     seeds: list[int],
     sweep: list[tuple[str, InferenceSettings]],
     progress: Any = None,
+    blending: str = "none",
 ) -> dict[str, Any]:
     """Every (task, setting) on the same seeds. Returns {task: {setting name: summary}}."""
     results: dict[str, Any] = {}
@@ -135,7 +141,7 @@ def evaluate(
             results[task] = {}
             for name, settings in sweep:
                 start = time.perf_counter()
-                episodes = [run_episode(runner, robot, task, seed, settings, sim) for seed in seeds]
+                episodes = [run_episode(runner, robot, task, seed, settings, sim, blending=blending) for seed in seeds]
                 results[task][name] = {**summarize(episodes), "wall_s": time.perf_counter() - start,
                                        "fixed_depth": settings.fixed_depth,
                                        "threshold": settings.effective_threshold}  # fmt: skip

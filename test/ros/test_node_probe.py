@@ -107,3 +107,53 @@ def test_a_chunk_whose_rows_are_already_past_is_not_commanded(ros_context, check
         assert spin_until([node], ros_context, lambda: node.stats.late_chunks >= 3, timeout=30)
         assert all(len(m.points) == 1 for m in arms) and node.stats.holds == 1
         node.trigger_deactivate()
+
+
+@pytest.fixture(scope="module")
+def quiet_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """An untrained tiny policy whose actions stay within a few mrad of the synthetic robot's pose (all
+    zeros): no position or velocity clamp alters what it commands."""
+    import torch
+
+    from rd_vla_ros.model.checkpoint import save_policy
+    from rd_vla_ros.model.config import make_config
+    from rd_vla_ros.model.policy import RDVLAPolicy
+
+    torch.manual_seed(0)
+    policy = RDVLAPolicy(make_config("tiny"))
+    with torch.no_grad():
+        policy.action_normalizer.mean.fill_(0.01)  # (grippers: inside their [0, 1] limits)
+        policy.action_normalizer.std.fill_(1e-3)
+    return save_policy(policy, tmp_path_factory.mktemp("quiet") / "ckpt", extra={"trained": False})
+
+
+def test_blending_switched_at_runtime_changes_the_commanded_rows(ros_context, quiet_checkpoint) -> None:
+    """With blending.mode none the trajectory's rows are the chunk's executed rows; with ensemble (set
+    while running) they are averaged with the previous chunk's rows for the same instants."""
+    from rd_vla_ros.msg import ActionChunk
+
+    from rd_vla_ros.ros.conversions import time_to_ns
+
+    params = (Parameter("horizon.fixed.h", value=4), Parameter("halting.fixed_depth", value=2),
+              Parameter("safety.velocity_scale", value=1.0))  # fmt: skip
+    with commanding_node(ros_context, quiet_checkpoint, *params) as node:
+        chunks = listen(node, "/rd_vla_node/action_chunk", ActionChunk)
+        arms = listen(node, "left_arm_controller/joint_trajectory", JointTrajectory)
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+
+        def pairs(start: int) -> list[tuple[np.ndarray, np.ndarray]]:
+            """(chunk's first executed row, commanded first row) of the left arm, matched by stamp."""
+            by_stamp = {time_to_ns(c.header.stamp): np.array(c.positions).reshape(8, 14)[0, :7] for c in chunks}
+            return [(by_stamp[time_to_ns(m.header.stamp)], np.array(m.points[0].positions))
+                    for m in arms[start:] if len(m.points) > 1 and time_to_ns(m.header.stamp) in by_stamp]  # fmt: skip
+
+        assert spin_until([node], ros_context, lambda: len(pairs(0)) >= 4, timeout=20)
+        assert all(np.allclose(a, b, atol=1e-9) for a, b in pairs(1)) and node.stats.velocity_clamps == 0
+        assert not node.set_parameters([Parameter("blending.mode", value="mean")])[0].successful
+        assert node.set_parameters([Parameter("blending.mode", value="ensemble")])[0].successful
+        spin_until([node], ros_context, lambda: False, timeout=0.2)
+        start = len(arms)
+        assert spin_until([node], ros_context, lambda: len(pairs(start)) >= 4, timeout=20)
+        assert sum(not np.allclose(a, b, atol=1e-9) for a, b in pairs(start + 1)) >= 2
+        node.trigger_deactivate()

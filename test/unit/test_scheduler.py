@@ -87,7 +87,7 @@ def test_compute_that_cannot_keep_up_is_flagged_and_counted() -> None:
             assert now >= due_before
         now = run_once(s, now=now, stamp=now, horizon=2, latency=70 * MS)
         assert s.overloaded  # published after the next re-plan was due
-    assert s.late_replans == 5 and s.replans == 6
+    assert s.late_replans == 5 and s.replans == 6 and s.overloaded_streak == 6
     # due at start + 40 - 70 ms, started at start + 70 ms (when the previous chunk was done): 100 ms late
     assert s.lateness_ms(50) == pytest.approx(100.0)
     fast = ReplanScheduler(PERIOD)
