@@ -46,6 +46,12 @@ def _floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x.strip()]
 
 
+def _yes_no(text: str) -> bool:
+    if text.lower() not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected yes or no, got '{text}'")
+    return text.lower() == "yes"
+
+
 def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
@@ -124,6 +130,10 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=32)
     tr.add_argument("--lr", type=float, default=3e-4)
     tr.add_argument("--weight-decay", type=float, default=1e-4)
+    tr.add_argument("--min-lr-ratio", type=float, default=0.1, help="the cosine schedule ends at this share of --lr")
+    tr.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip")
+    tr.add_argument("--train-backbone", type=_yes_no, default=None, metavar="yes|no",
+                    help="train the backbone too (default: yes unless it has pretrained weights)")  # fmt: skip
     tr.add_argument("--warmup-steps", type=int, default=500)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--preset", default="tiny", choices=["tiny", "conv", "paper"])
@@ -137,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--patch-size", type=int, default=None, help="vision patch size in pixels (default: the preset's)")
     tr.add_argument("--proprio-dropout", type=float, default=0.0,
                     help="share of samples trained without joint positions (forces use of the cameras)")  # fmt: skip
+    tr.add_argument("--proprio-noise", type=float, default=0.0, metavar="STD",
+                    help="Gaussian noise on the joint positions the policy sees (rad; targets stay clean): "
+                         "stops it from reading the trajectory off the joints instead of the cameras")  # fmt: skip
     tr.add_argument("--log-every", type=int, default=50)
     tr.add_argument("--save-every", type=int, default=1000)
     tr.add_argument("--topic-map", default=None, help="topic map YAML (default: config/topic_map_aloha.yaml)")
@@ -308,6 +321,7 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
 
 def train_command(args: argparse.Namespace) -> int:
     import os
+    from dataclasses import fields
 
     import torch
 
@@ -318,13 +332,9 @@ def train_command(args: argparse.Namespace) -> int:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world))
     try:
-        cfg = TrainConfig(
-            bags=[str(b) for b in args.bags], out=args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, seed=args.seed, preset=args.preset,
-            depth_mean=args.depth_mean, shift=args.shift, cameras=args.cameras, crops=parse_crops(args.crop),
-            proprio_dropout=args.proprio_dropout, patch_size=args.patch_size, log_every=args.log_every,
-            save_every=args.save_every, topic_map=args.topic_map, params=args.params, cache_dir=args.cache_dir,
-        )  # fmt: skip
+        # every TrainConfig field has an option of the same name (test: test_train_options_cover_the_config)
+        given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in ("bags", "crops")}
+        cfg = TrainConfig(bags=[str(b) for b in args.bags], crops=parse_crops(args.crop), **given)
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
     except (BagError, ReplayError, ValueError, OSError, CheckpointError) as err:
         sys.stderr.write(f"rd-vla train: {err}\n")

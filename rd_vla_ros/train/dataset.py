@@ -20,13 +20,19 @@ class EpisodeDataset:
     Args:
         episodes: decoded recordings (images (N, C, S, S, 3) uint8 etc.).
         shift: random-shift augmentation in pixels (pad by `shift`, random crop back), 0 = off.
+        proprio_noise: std of Gaussian noise added to the joint positions the policy sees (raw units:
+            rad, grippers normalised); the targets stay clean. On demonstrations the joint positions
+            alone give the trajectory away, so a policy learns to follow them and to ignore the
+            cameras; blurred joints leave the phase of the motion but make the cameras tell where
+            the objects are. 0 = off.
     """
 
-    def __init__(self, episodes: list[Episode], shift: int = 4) -> None:
+    def __init__(self, episodes: list[Episode], shift: int = 4, proprio_noise: float = 0.0) -> None:
         if not episodes:
             raise ValueError("no episodes to train on")
         self.episodes = episodes
         self.shift = shift
+        self.proprio_noise = proprio_noise
         self.images = np.concatenate([e.images for e in episodes])  # (N, C, S, S, 3) uint8
         self.proprio = np.concatenate([e.proprio for e in episodes])  # (N, J)
         self.actions = np.concatenate([e.actions for e in episodes])  # (N, H, J)
@@ -61,13 +67,16 @@ class EpisodeDataset:
         images = torch.from_numpy(self.images[idx]).permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, C, 3, S, S)
         if self.shift > 0:
             images = random_shift(images, self.shift, rng)
+        proprio = torch.from_numpy(self.proprio[idx])  # (B, J)
+        if self.proprio_noise > 0:
+            proprio = proprio + torch.from_numpy(rng.normal(0.0, self.proprio_noise, proprio.shape).astype(np.float32))
         extra = {}
         if proprio_dropout > 0:
             extra["proprio_keep"] = torch.from_numpy(rng.random(batch_size) >= proprio_dropout)  # (B,)
         return {
             **extra,
             "images": images,
-            "proprio": torch.from_numpy(self.proprio[idx]),
+            "proprio": proprio,
             "actions": torch.from_numpy(self.actions[idx]),
             "action_is_pad": torch.from_numpy(self.action_is_pad[idx]),
             "instruction": [self.instructions[i] for i in idx],

@@ -57,6 +57,7 @@ class TrainConfig:
     shift: int = 4
     patch_size: int | None = None  # None: the preset's (tiny: 16 px); smaller = more vision tokens per camera
     proprio_dropout: float = 0.0  # share of samples trained without joint positions (forces use of the cameras)
+    proprio_noise: float = 0.0  # std of noise on the joint positions the policy sees (raw units); targets stay clean
     log_every: int = 50
     save_every: int = 1000
     topic_map: str | None = None
@@ -69,6 +70,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "log_every", "save_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (math.isfinite(self.proprio_noise) and self.proprio_noise >= 0):
+            raise ValueError(f"proprio_noise must be finite and >= 0, got {self.proprio_noise}")
         if not 0.0 <= self.proprio_dropout < 1.0:
             raise ValueError(f"proprio_dropout must be in [0, 1), got {self.proprio_dropout}")
         if not self.lr > 0:
@@ -112,7 +115,7 @@ def load_dataset(cfg: TrainConfig, model: RDVLAConfig, show_progress: bool) -> E
         path = Path(bag)
         episodes.append(load_episode(path, cache, settings, lambda p=path: decode_bag(
             p, topic_map, robot, cameras, size, chunk, period, limits, model.camera_crops)))  # fmt: skip
-    return EpisodeDataset(episodes, shift=cfg.shift)
+    return EpisodeDataset(episodes, shift=cfg.shift, proprio_noise=cfg.proprio_noise)
 
 
 def new_policy(cfg: TrainConfig) -> RDVLAPolicy:

@@ -17,7 +17,7 @@ import psutil
 import pytest
 import torch
 
-from rd_vla_ros.cli import main
+from rd_vla_ros.cli import main, parse_crops
 from rd_vla_ros.demos.demo_bag import demo_command, write_demo_bag
 from rd_vla_ros.model.checkpoint import load_policy
 from rd_vla_ros.paths import config_path
@@ -177,3 +177,24 @@ def init_checkpoint_dir(tmp_path: Path) -> Path:
     from rd_vla_ros.cli import init_checkpoint
 
     return init_checkpoint(tmp_path / "ckpt", "tiny", seed=0)
+
+
+def test_train_options_cover_the_config() -> None:
+    """Every TrainConfig field is an `rd-vla train` option of the same name with the same default (the
+    command builds the config from them), so a field cannot be added without its option."""
+    from dataclasses import fields
+
+    from rd_vla_ros.cli import _parser
+    from rd_vla_ros.train.trainer import TrainConfig
+
+    args = _parser().parse_args(["train", "bag", "--out", "run"])
+    default = TrainConfig(bags=["bag"], out="run")
+    for field in fields(TrainConfig):
+        if field.name in ("bags", "crops"):  # positional; --crop CAMERA=L,T,R,B (parsed)
+            continue
+        assert hasattr(args, field.name), f"rd-vla train has no option for TrainConfig.{field.name}"
+        assert getattr(args, field.name) == getattr(default, field.name), field.name
+    crop = _parser().parse_args(["train", "b", "--out", "r", "--crop", "top=0.1,0.2,0.9,0.8"]).crop
+    assert parse_crops(crop) == {"top": [0.1, 0.2, 0.9, 0.8]}
+    with pytest.raises(ValueError, match="CAMERA=LEFT,TOP,RIGHT,BOTTOM"):
+        parse_crops(["top:0.1"])
