@@ -32,7 +32,7 @@ from common import machine, print_table
 
 from rd_vla_ros.model.checkpoint import load_policy
 from rd_vla_ros.model.config import InferenceSettings
-from rd_vla_ros.ros.node import _resolve_checkpoint
+from rd_vla_ros.paths import resolve_checkpoint
 from rd_vla_ros.train.trainer import TrainConfig, load_dataset
 
 
@@ -44,7 +44,7 @@ def main() -> int:
     parser.add_argument("--ticks", default="10,25,40,60,80")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    policy = load_policy(_resolve_checkpoint(args.checkpoint))
+    policy = load_policy(resolve_checkpoint(args.checkpoint))
     c = policy.config
     cfg = TrainConfig(bags=args.bags, out="build/vision_probe", cache_dir=args.cache_dir, shift=0)
     data = load_dataset(cfg, c, False)

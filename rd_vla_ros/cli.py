@@ -285,11 +285,10 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
 
     from rd_vla_ros.evaluation.report import write_report
     from rd_vla_ros.model.checkpoint import load_policy
-    from rd_vla_ros.paths import config_path
+    from rd_vla_ros.paths import config_path, resolve_checkpoint, resolve_config
     from rd_vla_ros.robot import RobotDescription
     from rd_vla_ros.ros import params as P
     from rd_vla_ros.ros.bags import BagSource, TopicMap
-    from rd_vla_ros.ros.node import _resolve_checkpoint, _resolve_config
     from rd_vla_ros.ros.replay import OfflineReplay, load_live_chunks, sweep_settings
     from rd_vla_ros.runner import PolicyRunner
 
@@ -301,8 +300,8 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     topic_map = TopicMap.from_yaml(args.topic_map or config_path("topic_map_aloha.yaml"))
     if args.instruction:
         topic_map.instruction_default = args.instruction
-    robot = RobotDescription.from_yaml(_resolve_config(values["robot_description"]))
-    checkpoint = _resolve_checkpoint(args.checkpoint or values["checkpoint"])
+    robot = RobotDescription.from_yaml(resolve_config(values["robot_description"]))
+    checkpoint = resolve_checkpoint(args.checkpoint or values["checkpoint"])
     torch.set_num_threads(P.torch_threads(args.threads))
     policy = load_policy(checkpoint, torch.device(args.device))
     runner = PolicyRunner(policy, robot.joint_names, list(values["camera_names"]), P.inference_settings(values))
@@ -408,9 +407,8 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
     import torch
 
     from rd_vla_ros.model.checkpoint import load_policy
-    from rd_vla_ros.paths import config_path
+    from rd_vla_ros.paths import config_path, resolve_checkpoint
     from rd_vla_ros.robot import RobotDescription
-    from rd_vla_ros.ros.node import _resolve_checkpoint
     from rd_vla_ros.runner import PolicyRunner
     from rd_vla_ros.sim.evaluate import evaluate, plot_results, sweep_for
 
@@ -421,7 +419,7 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     torch.set_num_threads(args.threads)
     try:
-        checkpoint = _resolve_checkpoint(args.checkpoint)
+        checkpoint = resolve_checkpoint(args.checkpoint)
         policy = load_policy(checkpoint)
     except (OSError, CheckpointError) as err:
         sys.stderr.write(f"rd-vla sim-eval: {err}\n")
@@ -553,10 +551,10 @@ def merge_sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
 def export_command(args: argparse.Namespace) -> int:
     from rd_vla_ros.export.onnx import export
     from rd_vla_ros.model.checkpoint import load_policy
-    from rd_vla_ros.ros.node import _resolve_checkpoint
+    from rd_vla_ros.paths import resolve_checkpoint
 
     try:
-        policy = load_policy(_resolve_checkpoint(args.checkpoint))
+        policy = load_policy(resolve_checkpoint(args.checkpoint))
         manifest = export(policy, args.out)
     except (OSError, CheckpointError) as err:
         sys.stderr.write(f"rd-vla export: {err}\n")

@@ -38,6 +38,24 @@ def embedded_checkpoint() -> Path:
     return path
 
 
+def resolve_config(value: str) -> Path:
+    """A configuration file: `value` itself when it is a file, else the file of that name in config/."""
+    path = Path(value)
+    return path if path.is_file() else config_path(value)
+
+
+def resolve_checkpoint(value: str) -> Path:
+    """A checkpoint directory: 'embedded' is the shipped model; anything else must be a directory."""
+    from rd_vla_ros.model.checkpoint import CheckpointError
+
+    if value == "embedded":
+        return embedded_checkpoint()
+    path = Path(value)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint directory '{value}' does not exist")
+    return path
+
+
 def msg_path(name: str) -> Path:
     """Path of a message definition of this package (e.g. "ActionChunk.msg")."""
     return share_dir() / "msg" / name

@@ -81,3 +81,58 @@ def clamp_chunk(
         safe[i] = reachable
         previous = reachable
     return safe, ClampReport(position_clamps, velocity_clamps)
+
+
+class SafetyFilter:
+    """The one gate every command to the robot passes, holds included (the node and the simulation).
+
+    Args:
+        lower / upper / max_velocity: (J,) the robot description's limits.
+        velocity_scale: share of max_velocity allowed (the node's safety.velocity_scale).
+        velocity_reference: row 0's reference: "commanded" (the target being commanded at the
+            observation time, the measured position when there is none) or "measured".
+    """
+
+    def __init__(
+        self,
+        lower: np.ndarray,
+        upper: np.ndarray,
+        max_velocity: np.ndarray,
+        velocity_scale: float = 1.0,
+        velocity_reference: str = "commanded",
+    ) -> None:
+        if velocity_reference not in ("commanded", "measured"):
+            raise ValueError(f"velocity_reference must be 'commanded' or 'measured', got '{velocity_reference}'")
+        self.lower, self.upper = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+        self.max_velocity = np.asarray(max_velocity, np.float64)
+        self.velocity_scale = velocity_scale
+        self.velocity_reference = velocity_reference
+        self._rows: np.ndarray | None = None  # the rows last commanded, and their stamp
+        self._stamp_ns = 0
+
+    def reset(self) -> None:
+        """Forget the last command (after a hold: the next command starts from the measured position)."""
+        self._rows = None
+
+    def command(
+        self, rows: np.ndarray, stamp_ns: int, period_s: float, measured: np.ndarray
+    ) -> tuple[np.ndarray, ClampReport]:
+        """(H, J) rows for stamp + (i + 1) * period -> the rows to send, clamped; remembered as the
+        commanded trajectory. ValueError for non-finite rows or measurements (nothing may be sent)."""
+        if self.velocity_reference == "measured":
+            reference = np.asarray(measured, dtype=np.float64)
+        else:
+            reference = command_reference(self._rows, self._stamp_ns, period_s, stamp_ns, measured)
+        safe, report = clamp_chunk(
+            rows, reference, self.lower, self.upper, self.max_velocity * self.velocity_scale, period_s
+        )
+        self._rows, self._stamp_ns = safe, stamp_ns
+        return safe, report
+
+    def hold(self, measured: np.ndarray) -> tuple[np.ndarray, int]:
+        """A hold at the measured position, inside the position limits: (J,) target and the number of
+        joints that had to be moved inside them. The next command starts from the measured position."""
+        measured = np.asarray(measured, dtype=np.float64)
+        target = np.clip(measured, self.lower, self.upper)  # (J,)
+        self.reset()
+        return target, int(np.count_nonzero(target != measured))

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter, deque
+from dataclasses import dataclass
 
 import numpy as np
+
+from rd_vla_ros.observation import Latest
+from rd_vla_ros.scheduler import ReplanScheduler
 
 
 class RateMeter:
@@ -76,3 +80,70 @@ class NodeStats:
 
 def _percentile_ms(seconds: deque[float], q: float) -> float:
     return float(np.percentile(np.array(seconds), q) * 1e3) if seconds else float("nan")
+
+
+@dataclass
+class DiagnosticGroup:
+    """One /diagnostics status: a name suffix, whether it warns, a message and its key/value pairs."""
+
+    name: str
+    warn: bool
+    message: str
+    values: list[tuple[str, str]]
+
+
+def diagnostic_groups(
+    now_ns: int,
+    stats: NodeStats,
+    scheduler: ReplanScheduler,
+    inputs: dict[str, Latest],
+    rates: dict[str, RateMeter],
+    halting: str,
+    runtime: str,
+    motion_enabled: bool,
+) -> list[DiagnosticGroup]:
+    """What the node reports on /diagnostics (inputs, inference, safety) as plain values; the node
+    turns them into DiagnosticStatus messages."""
+    s = stats
+    inputs_kv: list[tuple[str, str]] = []
+    for name, item in inputs.items():
+        age = (now_ns - item.stamp_ns) / 1e9 if item.count else float("nan")
+        rate = rates[name].rate(now_ns) if name in rates else 0.0
+        inputs_kv += [(f"{name} rate hz", f"{rate:.1f}"), (f"{name} age s", f"{age:.3f}"),
+                      (f"{name} dropped (newer arrived before use)", str(item.dropped))]  # fmt: skip
+    inputs_kv += [(f"rejected {k}", str(n)) for k, n in sorted(s.rejected.items())]
+    inputs_kv += [(f"blocked: {k}", str(n)) for k, n in sorted(s.blocked.items())]
+    inference = [
+        ("chunks", str(s.chunks)),
+        ("latency p50 ms", f"{s.latency_ms(50):.2f}"),
+        ("latency p99 ms", f"{s.latency_ms(99):.2f}"),
+        ("input age at inference p50 ms", f"{s.input_age_ms(50):.2f}"),
+        ("input age at inference p99 ms", f"{s.input_age_ms(99):.2f}"),
+        ("re-plan lateness p50 ms", f"{scheduler.lateness_ms(50):.2f}"),
+        ("re-plan lateness p99 ms", f"{scheduler.lateness_ms(99):.2f}"),
+        ("late re-plans (> 1 period)", str(scheduler.late_replans)),
+        ("overloaded (horizon < age + 2 x latency), chunks in a row", str(scheduler.overloaded_streak)),
+        ("clock jumps back", str(scheduler.clock_jumps)),
+        ("warm-up ms", ", ".join(f"{m:.1f}" for m in s.warmup_ms) or "none"),
+        ("iterations histogram", s.iteration_histogram()),
+        ("mean iterations", f"{s.mean_iterations():.2f}"),
+        ("converged share", f"{s.converged_share():.3f}"),
+        ("invalid outputs", str(s.invalid_outputs)),
+        ("inference failures", str(s.inference_failures)),
+        ("dropped chunks", str(s.dropped_chunks)),
+        ("halting", halting),
+        ("runtime", runtime),
+    ]
+    safety = [
+        ("motion enabled", str(motion_enabled)),
+        ("position clamps", str(s.position_clamps)),
+        ("velocity clamps", str(s.velocity_clamps)),
+        ("holds", str(s.holds)),
+        ("late chunks (not commanded)", str(s.late_chunks)),
+    ]
+    blocked_now = any(s.blocked.values()) and s.chunks == 0
+    return [
+        DiagnosticGroup("inputs", blocked_now, "waiting for inputs" if blocked_now else "ok", inputs_kv),
+        DiagnosticGroup("inference", s.invalid_outputs + s.inference_failures > 0, f"{s.chunks} chunks", inference),
+        DiagnosticGroup("safety", False, "ok", safety),
+    ]

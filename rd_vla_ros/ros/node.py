@@ -22,7 +22,6 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,15 +47,15 @@ from rd_vla_ros.joints import JointMapper
 from rd_vla_ros.model.checkpoint import CheckpointError, load_policy
 from rd_vla_ros.msg import ActionChunk
 from rd_vla_ros.observation import ObservationAssembler, block_kind
-from rd_vla_ros.paths import config_path, embedded_checkpoint
+from rd_vla_ros.paths import resolve_checkpoint, resolve_config
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros import params as P
 from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory
 from rd_vla_ros.ros.inputs import InputFeed
 from rd_vla_ros.runner import InvalidOutputError, PolicyRunner
-from rd_vla_ros.safety import clamp_chunk, command_reference
+from rd_vla_ros.safety import SafetyFilter
 from rd_vla_ros.scheduler import ReplanScheduler
-from rd_vla_ros.stats import NodeStats, RateMeter
+from rd_vla_ros.stats import NodeStats, RateMeter, diagnostic_groups
 
 
 class RDVLANode(LifecycleNode):
@@ -90,8 +89,7 @@ class RDVLANode(LifecycleNode):
         self._sequence = 0
         self._last_command_ns = 0
         self._hold_sent = False
-        self._last_rows: np.ndarray | None = None  # the executed rows last commanded (velocity reference)
-        self._last_rows_stamp_ns = 0
+        self.safety: SafetyFilter | None = None  # limits for every command (built on configure)
         self._entities: list[Any] = []
         self._activity_timers: list[Any] = []
         self._last_reject_log: dict[str, float] = {}
@@ -113,8 +111,8 @@ class RDVLANode(LifecycleNode):
             self.get_logger().error(f"configure: invalid parameters: {reason}")
             return TransitionCallbackReturn.FAILURE
         try:
-            self.robot = RobotDescription.from_yaml(_resolve_config(self.values["robot_description"]))
-            directory = _resolve_checkpoint(self.values["checkpoint"])
+            self.robot = RobotDescription.from_yaml(resolve_config(self.values["robot_description"]))
+            directory = resolve_checkpoint(self.values["checkpoint"])
             device = torch.device(self.values["device"])
             torch.set_num_threads(P.torch_threads(self.values["torch_threads"]))
             if self.values["runtime"] == "onnxruntime":
@@ -140,6 +138,9 @@ class RDVLANode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         cfg = self.runner.policy.config
         self.mapper = JointMapper(self.robot.joint_names)
+        v = self.values
+        self.safety = SafetyFilter(self.robot.lower, self.robot.upper, self.robot.max_velocity,
+                                   v["safety.velocity_scale"], v["safety.velocity_reference"])  # fmt: skip
         self.assembler = ObservationAssembler(
             list(self.values["camera_names"]), P.assembly_limits(self.values), self.values["instruction"]
         )
@@ -174,7 +175,8 @@ class RDVLANode(LifecycleNode):
         self.blender = ChunkBlender(self.values["blending.mode"], self.values["blending.decay"])
         self._last_command_ns = self._now()
         self._hold_sent = False
-        self._last_rows = None
+        if self.safety is not None:
+            self.safety.reset()  # the first command starts from the measured position
         self._stop.clear()
         self._active = True
         self._worker = threading.Thread(target=self._work, name="rd_vla_inference", daemon=True)
@@ -370,6 +372,9 @@ class RDVLANode(LifecycleNode):
                         self.assembler.instruction.update(proposed["instruction"], self._now(), self._now())
             if was_enabled and not proposed["motion_enabled"] and self._active:
                 self._publish_hold("motion disabled")
+            if self.safety is not None:
+                self.safety.velocity_scale = proposed["safety.velocity_scale"]
+                self.safety.velocity_reference = proposed["safety.velocity_reference"]
             if any(k.startswith("blending.") for k in changes):
                 self.blender = ChunkBlender(proposed["blending.mode"], proposed["blending.decay"])
         if changes:
@@ -444,7 +449,6 @@ class RDVLANode(LifecycleNode):
                 self._command(chunk, measured)
 
     def _command(self, chunk: ActionChunkData, measured: np.ndarray) -> None:
-        robot = self.robot
         period_ns = round(chunk.control_period_s * 1e9)
         if self._now() >= chunk.stamp_ns + chunk.execution_horizon * period_ns:  # every executed row is due already
             self.stats.late_chunks += 1
@@ -457,16 +461,7 @@ class RDVLANode(LifecycleNode):
                 self._publish_hold("chunk arrived too late")
             return
         rows = self.blender.blend(chunk.stamp_ns, chunk.positions, period_ns)[: chunk.execution_horizon]  # (H, J)
-        if self.values["safety.velocity_reference"] == "measured":
-            reference = np.asarray(measured, dtype=np.float64)  # (J,)
-        else:
-            reference = command_reference(self._last_rows, self._last_rows_stamp_ns, chunk.control_period_s,
-                                          chunk.stamp_ns, measured)  # fmt: skip
-        safe, report = clamp_chunk(
-            rows, reference, robot.lower, robot.upper, robot.max_velocity * self.values["safety.velocity_scale"],
-            chunk.control_period_s,
-        )  # fmt: skip
-        self._last_rows, self._last_rows_stamp_ns = safe, chunk.stamp_ns
+        safe, report = self.safety.command(rows, chunk.stamp_ns, chunk.control_period_s, measured)
         self.stats.position_clamps += report.position_clamps
         self.stats.velocity_clamps += report.velocity_clamps
         if report.total:
@@ -505,15 +500,13 @@ class RDVLANode(LifecycleNode):
             pub.wait_for_all_acked(Duration(seconds=0.5))
 
     def _publish_hold(self, why: str) -> None:
-        if self.assembler is None or self.assembler.joints.count == 0 or self.robot is None:
+        if self.assembler is None or self.assembler.joints.count == 0 or self.safety is None:
             return
         with self._lock:
             current = np.array(self.assembler.joints.value, dtype=np.float64)
-        hold = np.clip(current, self.robot.lower, self.robot.upper)  # (J,) limits apply to holds too
-        if not np.array_equal(hold, current):
-            self.stats.position_clamps += int((hold != current).sum())
+        hold, clamped = self.safety.hold(current)  # (J,) inside the limits, like every command
+        self.stats.position_clamps += clamped
         self._publish_rows(hold[None, :], 0, self.runner.policy.config.control_period_s if self.runner else 0.02)
-        self._last_rows = None  # the next command starts from the measured position
         self.blender.reset()  # and is not blended with what was planned before the hold
         self._hold_sent = True
         self.stats.holds += 1
@@ -523,69 +516,23 @@ class RDVLANode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         if self.diag_pub is None:
             return
-        now = self._now()
-        s = self.stats
-        inputs = []
         with self._lock:
-            latest = dict(self.assembler.cameras) if self.assembler else {}
+            inputs = dict(self.assembler.cameras) if self.assembler else {}
             if self.assembler:
-                latest["joint_states"] = self.assembler.joints
-        for name, item in latest.items():
-            age = (now - item.stamp_ns) / 1e9 if item.count else float("nan")
-            rate = self.rates[name].rate(now) if name in self.rates else 0.0
-            inputs += [
-                KeyValue(key=f"{name} rate hz", value=f"{rate:.1f}"),
-                KeyValue(key=f"{name} age s", value=f"{age:.3f}"),
-                KeyValue(key=f"{name} dropped (newer arrived before use)", value=str(item.dropped)),
-            ]
-        inputs += [KeyValue(key=f"rejected {k}", value=str(n)) for k, n in sorted(s.rejected.items())]
-        inputs += [KeyValue(key=f"blocked: {k}", value=str(n)) for k, n in sorted(s.blocked.items())]
+                inputs["joint_states"] = self.assembler.joints
         settings = self.runner.settings if self.runner else None
-        inference = [
-            KeyValue(key="chunks", value=str(s.chunks)),
-            KeyValue(key="latency p50 ms", value=f"{s.latency_ms(50):.2f}"),
-            KeyValue(key="latency p99 ms", value=f"{s.latency_ms(99):.2f}"),
-            KeyValue(key="input age at inference p50 ms", value=f"{s.input_age_ms(50):.2f}"),
-            KeyValue(key="re-plan lateness p50 ms", value=f"{self.scheduler.lateness_ms(50):.2f}"),
-            KeyValue(key="re-plan lateness p99 ms", value=f"{self.scheduler.lateness_ms(99):.2f}"),
-            KeyValue(key="late re-plans (> 1 period)", value=str(self.scheduler.late_replans)),
-            KeyValue(
-                key="overloaded (horizon < age + 2 x latency), chunks in a row",
-                value=str(self.scheduler.overloaded_streak),
-            ),
-            KeyValue(key="clock jumps back", value=str(self.scheduler.clock_jumps)),
-            KeyValue(key="input age at inference p99 ms", value=f"{s.input_age_ms(99):.2f}"),
-            KeyValue(key="warm-up ms", value=", ".join(f"{m:.1f}" for m in s.warmup_ms) or "none"),
-            KeyValue(key="iterations histogram", value=s.iteration_histogram()),
-            KeyValue(key="mean iterations", value=f"{s.mean_iterations():.2f}"),
-            KeyValue(key="converged share", value=f"{s.converged_share():.3f}"),
-            KeyValue(key="invalid outputs", value=str(s.invalid_outputs)),
-            KeyValue(key="inference failures", value=str(s.inference_failures)),
-            KeyValue(key="dropped chunks", value=str(s.dropped_chunks)),
-            KeyValue(key="halting", value=f"{settings.halting} {settings.threshold}" if settings else ""),
-            KeyValue(key="runtime", value=self.runtime_name if self.runner else "none"),
-        ]
-        safety = [
-            KeyValue(key="motion enabled", value=str(self.values["motion_enabled"])),
-            KeyValue(key="position clamps", value=str(s.position_clamps)),
-            KeyValue(key="velocity clamps", value=str(s.velocity_clamps)),
-            KeyValue(key="holds", value=str(s.holds)),
-            KeyValue(key="late chunks (not commanded)", value=str(s.late_chunks)),
-        ]
-        name = self.get_fully_qualified_name()
-        blocked_now = any(s.blocked.values()) and s.chunks == 0
+        groups = diagnostic_groups(
+            self._now(), self.stats, self.scheduler, inputs, self.rates,
+            f"{settings.halting} {settings.threshold}" if settings else "",
+            self.runtime_name if self.runner else "none", self.values["motion_enabled"],
+        )  # fmt: skip
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status = [
-            DiagnosticStatus(level=DiagnosticStatus.WARN if blocked_now else DiagnosticStatus.OK,
-                             name=f"{name}: inputs", message="waiting for inputs" if blocked_now else "ok",
-                             hardware_id="rd_vla", values=inputs),
-            DiagnosticStatus(level=DiagnosticStatus.OK if s.invalid_outputs + s.inference_failures == 0
-                             else DiagnosticStatus.WARN,
-                             name=f"{name}: inference", message=f"{s.chunks} chunks", hardware_id="rd_vla",
-                             values=inference),
-            DiagnosticStatus(level=DiagnosticStatus.OK, name=f"{name}: safety", message="ok", hardware_id="rd_vla",
-                             values=safety),
+            DiagnosticStatus(level=DiagnosticStatus.WARN if g.warn else DiagnosticStatus.OK,
+                             name=f"{self.get_fully_qualified_name()}: {g.name}", message=g.message,
+                             hardware_id="rd_vla", values=[KeyValue(key=k, value=v) for k, v in g.values])
+            for g in groups
         ]  # fmt: skip
         self.diag_pub.publish(array)
 
@@ -595,20 +542,6 @@ class RDVLANode(LifecycleNode):
 
 def _nothing() -> None:
     pass
-
-
-def _resolve_config(value: str) -> Path:
-    path = Path(value)
-    return path if path.is_file() else config_path(value)
-
-
-def _resolve_checkpoint(value: str) -> Path:
-    if value == "embedded":
-        return embedded_checkpoint()
-    path = Path(value)
-    if not path.is_dir():
-        raise CheckpointError(f"checkpoint directory '{value}' does not exist")
-    return path
 
 
 def main(argv: list[str] | None = None) -> int:

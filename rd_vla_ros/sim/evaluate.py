@@ -26,7 +26,7 @@ from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.observation import Observation
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.runner import PolicyRunner
-from rd_vla_ros.safety import clamp_chunk
+from rd_vla_ros.safety import SafetyFilter
 from rd_vla_ros.sim.aloha import CONTROL_PERIOD_S, EPISODE_STEPS, AlohaSim, task_spec
 
 
@@ -72,17 +72,14 @@ def run_episode(
     instruction = task_spec(task).instruction
     result = EpisodeResult(task, seed, False, False, 0)
     step = 0
-    previous: np.ndarray | None = None  # the last command sent (the safety layer's velocity reference)
+    safety = SafetyFilter(robot.lower, robot.upper, robot.max_velocity, velocity_scale)  # the node's filter
     while step < EPISODE_STEPS:
         qpos = sim.qpos()
         stamp = round(sim.time_s * 1e9)
         obs = Observation(images=sim.images(), joint_positions=qpos, instruction=instruction, stamp_ns=stamp)
         chunk, timing = runner.run(obs, step, settings)
         blended = blender.blend(stamp, chunk.positions, period_ns)[: chunk.execution_horizon]  # (H, J)
-        rows, report = clamp_chunk(
-            blended, qpos if previous is None else previous, robot.lower,
-            robot.upper, robot.max_velocity * velocity_scale, CONTROL_PERIOD_S,
-        )  # fmt: skip
+        rows, report = safety.command(blended, stamp, CONTROL_PERIOD_S, qpos)
         result.iterations.append(chunk.iterations)
         result.horizons.append(chunk.execution_horizon)
         result.latency_s.append(timing.total_s)
@@ -91,7 +88,6 @@ def run_episode(
             if step >= EPISODE_STEPS:
                 break
             sim.step(row)
-            previous = row
             step += 1
     outcome = sim.success()
     result.reached, result.final = outcome["reached"], outcome["final"]

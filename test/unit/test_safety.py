@@ -66,3 +66,27 @@ def test_the_velocity_reference_is_the_current_command_not_the_measured_position
     assert safe.tolist() == [[0.3, 0.0]] and report.total == 0
     _, from_measured = clamp_chunk(np.array([[0.3, 0.0]]), measured, LOWER, UPPER, np.array([1.0, 1.0]), 0.1)
     assert from_measured.velocity_clamps == 2  # what clamping from the measured position would have done
+
+
+def test_safety_filter_remembers_the_commanded_trajectory_and_holds_inside_the_limits() -> None:
+    from rd_vla_ros.safety import SafetyFilter
+
+    f = SafetyFilter(np.array([-1.0, -1.0]), np.array([1.0, 1.0]), np.array([10.0, 10.0]), velocity_scale=0.5)
+    step = 10.0 * 0.5 * 0.02  # 0.1 per row
+    measured = np.zeros(2)
+    first, report = f.command(np.full((3, 2), 0.9), 0, 0.02, measured)
+    np.testing.assert_allclose(first[:, 0], [0.1, 0.2, 0.3])  # walks from the measured position
+    assert report.velocity_clamps == 6
+    # 40 ms later the arm still measures 0 (it lags), but the reference is what is being commanded: row 1
+    second, _ = f.command(np.full((2, 2), 0.9), 40_000_000, 0.02, measured)
+    np.testing.assert_allclose(second[:, 0], [0.2 + step, 0.2 + 2 * step])
+    f.velocity_reference = "measured"
+    third, _ = f.command(np.full((1, 2), 0.9), 80_000_000, 0.02, measured)
+    np.testing.assert_allclose(third[0], [step, step])
+    target, clamped = f.hold(np.array([5.0, -0.5]))
+    assert target.tolist() == [1.0, -0.5] and clamped == 1
+    f.velocity_reference = "commanded"
+    after_hold, _ = f.command(np.full((1, 2), 0.9), 100_000_000, 0.02, np.array([0.0, 0.0]))
+    np.testing.assert_allclose(after_hold[0], [step, step])  # a hold forgets the commanded trajectory
+    with pytest.raises(ValueError, match="velocity_reference"):
+        SafetyFilter(np.zeros(1), np.ones(1), np.ones(1), velocity_reference="predicted")
