@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 def test_node_drives_the_simulated_robot(tmp_path: Path) -> None:
     checkpoint = contracting_checkpoint(tmp_path / "ckpt")
     rc, results = run(str(checkpoint), [("transfer_cube", 1000), ("insertion", 1000)], tmp_path / "loop",
-                      real_time_factor=1.0, steps=40, frame_every=10)  # fmt: skip
+                      real_time_factor=0.25, steps=40, frame_every=10)  # fmt: skip
     assert rc == 0, (tmp_path / "loop" / "node.log").read_text()[-3000:]
     for result in results:
         # the node's chunks are stamped on the simulation's clock, inside the episode
