@@ -47,7 +47,8 @@ ADAPTIVE = InferenceSettings()
 def observation(policy: RDVLAPolicy) -> dict:
     s = policy.config.backbone.image_size
     g = torch.Generator().manual_seed(0)
-    return {"images": torch.rand(1, 2, 3, s, s, generator=g), "proprio": torch.randn(1, 14, generator=g),
+    c = len(policy.config.camera_names)
+    return {"images": torch.rand(1, c, 3, s, s, generator=g), "proprio": torch.randn(1, 14, generator=g),
             "instruction": ["transfer the cube"]}  # fmt: skip
 
 
