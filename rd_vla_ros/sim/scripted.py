@@ -97,6 +97,10 @@ def interpolate(waypoints: list[Waypoint], t: int) -> np.ndarray:
 def waypoints(task: str, objects: np.ndarray, left0: np.ndarray, right0: np.ndarray) -> tuple[list, list]:
     """The scripted end-effector paths (left, right) for one episode (docs/sim.md gives the recipe)."""
     lq0, rq0 = left0[3:], right0[3:]
+    # Grippers close and open within 10-15 steps (0.2-0.3 s) and the arms move on at once: a closed-loop
+    # policy sees no progress while a gripper squeezes an object it already touches, so a long
+    # closing ramp (ACT's 40-50 steps) is a stretch of identical observations whose labels change from
+    # "wait" to "go": a policy with 8-row chunks learns to wait for ever there.
     if task == "transfer_cube":
         box = objects[:3]
         pick = quat_mul(rq0, axis_angle((0, 1, 0), -60))
@@ -104,16 +108,18 @@ def waypoints(task: str, objects: np.ndarray, left0: np.ndarray, right0: np.ndar
         meet = np.array([0.0, 0.5, 0.25])
         left = [
             Waypoint(0, left0[:3], lq0, 0), Waypoint(100, at(meet, -0.1, 0, -0.02), meet_left, 1),
-            Waypoint(260, at(meet, 0.02, 0, -0.02), meet_left, 1),
-            Waypoint(310, at(meet, 0.02, 0, -0.02), meet_left, 0),
-            Waypoint(360, at(meet, -0.1, 0, -0.02), np.array([1.0, 0, 0, 0]), 0),
+            Waypoint(215, at(meet, 0.02, 0, -0.02), meet_left, 1),
+            Waypoint(225, at(meet, 0.02, 0, -0.02), meet_left, 0),
+            Waypoint(235, at(meet, 0.02, 0, -0.02), meet_left, 0),
+            Waypoint(275, at(meet, -0.1, 0, -0.02), np.array([1.0, 0, 0, 0]), 0),
             Waypoint(400, at(meet, -0.1, 0, -0.02), np.array([1.0, 0, 0, 0]), 0),
         ]  # fmt: skip
         right = [
             Waypoint(0, right0[:3], rq0, 0), Waypoint(90, at(box, 0, 0, 0.08), pick, 1),
-            Waypoint(130, at(box, 0, 0, -0.015), pick, 1), Waypoint(170, at(box, 0, 0, -0.015), pick, 0),
-            Waypoint(200, at(meet, 0.05, 0, 0), pick, 0), Waypoint(220, meet, pick, 0), Waypoint(310, meet, pick, 1),
-            Waypoint(360, at(meet, 0.1, 0, 0), pick, 1), Waypoint(400, at(meet, 0.1, 0, 0), pick, 1),
+            Waypoint(130, at(box, 0, 0, -0.015), pick, 1), Waypoint(140, at(box, 0, 0, -0.015), pick, 0),
+            Waypoint(165, at(meet, 0.05, 0, 0), pick, 0), Waypoint(180, meet, pick, 0), Waypoint(225, meet, pick, 0),
+            Waypoint(235, meet, pick, 1), Waypoint(275, at(meet, 0.1, 0, 0), pick, 1),
+            Waypoint(400, at(meet, 0.1, 0, 0), pick, 1),
         ]  # fmt: skip
         return left, right
     peg, socket = objects[:3], objects[7:10]
@@ -123,14 +129,14 @@ def waypoints(task: str, objects: np.ndarray, left0: np.ndarray, right0: np.ndar
     lift = 0.00715  # the right arm carries the peg 7 mm higher
     left = [
         Waypoint(0, left0[:3], lq0, 0), Waypoint(120, at(socket, 0, 0, 0.08), pick_left, 1),
-        Waypoint(170, at(socket, 0, 0, -0.03), pick_left, 1), Waypoint(220, at(socket, 0, 0, -0.03), pick_left, 0),
-        Waypoint(285, at(meet, -0.1, 0, 0), pick_left, 0), Waypoint(340, at(meet, -0.05, 0, 0), pick_left, 0),
+        Waypoint(170, at(socket, 0, 0, -0.03), pick_left, 1), Waypoint(185, at(socket, 0, 0, -0.03), pick_left, 0),
+        Waypoint(255, at(meet, -0.1, 0, 0), pick_left, 0), Waypoint(310, at(meet, -0.05, 0, 0), pick_left, 0),
         Waypoint(400, at(meet, -0.05, 0, 0), pick_left, 0),
     ]  # fmt: skip
     right = [
         Waypoint(0, right0[:3], rq0, 0), Waypoint(120, at(peg, 0, 0, 0.08), pick_right, 1),
-        Waypoint(170, at(peg, 0, 0, -0.03), pick_right, 1), Waypoint(220, at(peg, 0, 0, -0.03), pick_right, 0),
-        Waypoint(285, at(meet, 0.1, 0, lift), pick_right, 0), Waypoint(340, at(meet, 0.05, 0, lift), pick_right, 0),
+        Waypoint(170, at(peg, 0, 0, -0.03), pick_right, 1), Waypoint(185, at(peg, 0, 0, -0.03), pick_right, 0),
+        Waypoint(255, at(meet, 0.1, 0, lift), pick_right, 0), Waypoint(310, at(meet, 0.05, 0, lift), pick_right, 0),
         Waypoint(400, at(meet, 0.05, 0, lift), pick_right, 0),
     ]  # fmt: skip
     return left, right
