@@ -235,22 +235,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def bag_info(path: Path, topic_map_path: Path | None) -> int:
-    """Print the bag's topics; exit 1 with the reason when it does not fit the topic map."""
+    """List any bag's topics and say whether it fits the topic map (exit 0 either way); exit 1 only when
+    the bag or the topic map cannot be read."""
     from rd_vla_ros.paths import config_path
     from rd_vla_ros.ros.bags import BagError, BagSource, TopicMap
 
+    map_path = topic_map_path or config_path("topic_map_aloha.yaml")
     try:
-        topic_map = TopicMap.from_yaml(topic_map_path or config_path("topic_map_aloha.yaml"))
+        topic_map = TopicMap.from_yaml(map_path)
         with BagSource(path) as source:
             duration = (source.end_ns - source.start_ns) / 1e9 if source.message_count else 0.0
             sys.stdout.write(f"{path}: {source.message_count} messages over {duration:.2f} s\n")
             for info in sorted(source.topics.values(), key=lambda t: t.name):
                 sys.stdout.write(f"  {info.name:50s} {info.msgtype:40s} {info.count}\n")
-            source.require(topic_map.required_topics())
+            try:
+                source.require(topic_map.required_topics(), topic_map.optional_topics())
+            except BagError as misfit:
+                sys.stdout.write(f"does not fit the topic map {map_path}: {misfit}\n")
+                return 0
     except (BagError, ValueError, OSError) as err:
         sys.stderr.write(f"rd-vla bag-info: {err}\n")
         return 1
-    sys.stdout.write("the bag has every topic the topic map needs\n")
+    sys.stdout.write(f"the bag has every topic the topic map needs ({map_path})\n")
     return 0
 
 
@@ -301,6 +307,8 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     if args.instruction:
         topic_map.instruction_default = args.instruction
     robot = RobotDescription.from_yaml(resolve_config(values["robot_description"]))
+    with BagSource(bag_path) as bag:  # a wrong bag is reported before the checkpoint loads
+        bag.require(topic_map.required_topics(list(values["camera_names"])), topic_map.optional_topics())
     checkpoint = resolve_checkpoint(args.checkpoint or values["checkpoint"])
     torch.set_num_threads(P.torch_threads(args.threads))
     policy = load_policy(checkpoint, torch.device(args.device))

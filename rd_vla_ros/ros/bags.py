@@ -161,16 +161,18 @@ class BagSource:
             f"{t.name} ({t.msgtype}, {t.count})" for t in sorted(self.topics.values(), key=lambda t: t.name)
         )
 
-    def require(self, wanted: dict[str, tuple[str, ...]]) -> None:
-        """Check that every topic exists with one of the allowed types; BagError lists what the bag has."""
+    def require(self, wanted: dict[str, tuple[str, ...]], optional: dict[str, tuple[str, ...]] | None = None) -> None:
+        """Check that every `wanted` topic exists with one of the allowed types, and that the `optional`
+        ones the bag has are of their types; BagError lists what the bag has."""
         if self.message_count == 0:
             raise BagError(f"bag '{self.path}' is empty (no messages)")
         missing = [topic for topic in wanted if topic not in self.topics]
         if missing:
             raise BagError(f"bag '{self.path}' lacks topic(s) {missing}; it contains: {self.describe()}")
+        present = {**wanted, **{t: types for t, types in (optional or {}).items() if t in self.topics}}
         wrong = [
             f"{topic} is {self.topics[topic].msgtype}, expected {' or '.join(types)}"
-            for topic, types in wanted.items()
+            for topic, types in present.items()
             if types and self.topics[topic].msgtype not in types
         ]
         if wrong:
@@ -240,15 +242,36 @@ class TopicMap:
             raise ValueError("topic_map.commands.topics must name at least one topic")
         if not (self.instruction_topic or self.instruction_default):
             raise ValueError("topic_map.instruction needs a topic or a default")
+        roles: dict[str, str] = {}
+        named = [(f"camera '{name}'", topic) for name, topic in self.cameras.items()]
+        named += [("joint_states", self.joint_states), ("instruction", self.instruction_topic)]
+        # a JointState command topic may be the measured one (a robot commanded by its own states)
+        same_ok = self.command_kind == "joint_state"
+        named += [("a command topic", t) for t in self.command_topics if not (same_ok and t == self.joint_states)]
+        for role, topic in named:
+            if not topic:
+                continue
+            if topic in roles:
+                raise ValueError(f"topic_map: {topic} is both {roles[topic]} and {role}; give each role its own topic")
+            roles[topic] = role
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TopicMap:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path} is not valid YAML: {' '.join(str(err).split())}") from err
         if not isinstance(data, dict) or not isinstance(data.get("topic_map"), dict):
             raise ValueError(f"{path}: expected a top-level 'topic_map' mapping")
         m = data["topic_map"]
         instruction = m.get("instruction") or {}
         commands = m.get("commands") or {}
+        shapes = {"cameras": m.get("cameras") or {}, "instruction": instruction, "commands": commands}
+        shapes["commands.topics"] = commands.get("topics") or [] if isinstance(commands, dict) else []
+        for key, value in shapes.items():
+            kind = list if key == "commands.topics" else dict
+            if not isinstance(value, kind):
+                raise ValueError(f"{path}: topic_map.{key} must be a {'mapping' if kind is dict else 'list'}")
         return cls(
             cameras=dict(m.get("cameras") or {}),
             joint_states=str(m.get("joint_states") or ""),
@@ -268,3 +291,7 @@ class TopicMap:
         for topic in self.command_topics:
             wanted[topic] = (COMMAND_KINDS[self.command_kind],)
         return wanted
+
+    def optional_topics(self) -> dict[str, tuple[str, ...]]:
+        """topic -> accepted types for what a bag may lack: the instruction."""
+        return {self.instruction_topic: ("std_msgs/msg/String",)} if self.instruction_topic else {}

@@ -70,7 +70,7 @@ def decode_bag(
     limits = limits or AssemblyLimits()
     period_ns = round(period_s * 1e9)
     with BagSource(path) as bag:
-        bag.require(topic_map.required_topics(camera_names))
+        bag.require(topic_map.required_topics(camera_names), topic_map.optional_topics())
         assembler = ObservationAssembler(list(camera_names), limits, topic_map.instruction_default)
         feed = InputFeed(assembler, JointMapper(robot.joint_names))
         timeline = CommandTimeline(robot.joint_names)

@@ -234,9 +234,16 @@ def values_from_file(path: str | Path, node_name: str = "/rd_vla_node") -> dict[
 
     values: dict[str, Any] = {p.name: p.default for p in PARAMS}
     try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"{path} is {'empty' if data is None else 'not a mapping'}: a ROS 2 parameter file maps node names "
+                "to ros__parameters (see config/rd_vla_node.yaml)"
+            )
         loaded = parameter_dict_from_yaml_file(str(path), target_nodes=[node_name])
     except (OSError, RuntimeError, yaml.YAMLError) as err:
-        raise ValueError(f"cannot read parameters from {path}: {err}") from err
+        reason = " ".join(str(err).split())  # one line
+        raise ValueError(f"cannot read parameters from {path}: {reason}") from err
     for name, param in loaded.items():
         if name in SPECS:
             values[name] = parameter_value_to_python(param.value)

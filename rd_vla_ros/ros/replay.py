@@ -171,7 +171,7 @@ class OfflineReplay:
         live_chunks: dict[tuple, ActionChunkData] | None = None,
     ) -> ReplayResult:
         """Replay the bag (optionally only [start_s, start_s + duration_s] after its start)."""
-        bag.require(self.topic_map.required_topics(self.runner.camera_names))
+        bag.require(self.topic_map.required_topics(self.runner.camera_names), self.topic_map.optional_topics())
         joint_names = self.robot.joint_names
         result = ReplayResult(
             bag=str(bag.path),

@@ -159,9 +159,10 @@ def test_bag_info_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     from rd_vla_ros.cli import main
 
     bag = write_bag(tmp_path / "bag", "mcap", robot_records(2))
-    assert main(["bag-info", str(bag)]) == 1  # the shipped ALOHA topic map needs other topics
-    err = capsys.readouterr().err
-    assert "lacks topic(s)" in err and "/cameras/top/image_raw" in err and "it contains: /cam" in err
+    assert main(["bag-info", str(bag)]) == 0  # any bag is listed; it just does not fit ALOHA's topic map
+    out = capsys.readouterr().out
+    assert "/joint_states" in out and "sensor_msgs/msg/JointState" in out and "does not fit the topic map" in out
+    assert "lacks topic(s)" in out and "/cameras/top/image_raw" in out and "it contains: /cam" in out
     topic_map = tmp_path / "map.yaml"
     topic_map.write_text(
         "topic_map:\n  cameras: {cam: /cam}\n  joint_states: /joint_states\n"
@@ -171,3 +172,45 @@ def test_bag_info_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     assert "5 messages" in out and "every topic the topic map needs" in out
     assert main(["bag-info", str(tmp_path / "missing")]) == 1
+
+
+def test_one_topic_in_two_roles_is_refused() -> None:
+    with pytest.raises(ValueError, match="is both camera 'top' and joint_states"):
+        TopicMap(cameras={"top": "/joint_states"}, joint_states="/joint_states", instruction_default="x",
+                 command_topics=["/c"])  # fmt: skip
+    with pytest.raises(ValueError, match="/c is both instruction and a command topic"):
+        TopicMap(cameras={"top": "/top"}, joint_states="/j", instruction_topic="/c", command_topics=["/c"])
+    # a robot commanded through JointState may record its commands on the measured topic
+    TopicMap(cameras={"a": "/a"}, joint_states="/j", instruction_default="x", command_kind="joint_state",
+             command_topics=["/j"])  # fmt: skip
+
+
+def test_instruction_topic_of_another_type_is_named(tmp_path: Path) -> None:
+    from std_msgs.msg import Int32
+
+    records = [r for r in robot_records(2) if r[0] != "/instruction"]
+    records.append(("/instruction", "std_msgs/msg/Int32", 999_999_999, serialize_message(Int32(data=3))))
+    bag = write_bag(tmp_path / "bag", "mcap", records)
+    topic_map = TopicMap(cameras={"cam": "/cam"}, joint_states="/joint_states", instruction_topic="/instruction",
+                         command_kind="joint_state", command_topics=["/joint_states"])  # fmt: skip
+    with BagSource(bag) as source:
+        source.require(topic_map.required_topics())  # the instruction is optional ...
+        with pytest.raises(BagError, match="/instruction is std_msgs/msg/Int32, expected std_msgs/msg/String"):
+            source.require(topic_map.required_topics(), topic_map.optional_topics())  # ... but typed when there
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("topic_map: [1\n", "is not valid YAML"),
+        ("topic_map:\n  cameras: [/a]\n", "topic_map.cameras must be a mapping"),
+        ("topic_map:\n  cameras: {a: /a}\n  commands: [/c]\n", "topic_map.commands must be a mapping"),
+        ("topic_map:\n  cameras: {a: /a}\n  commands: {topics: /c}\n", "topic_map.commands.topics must be a list"),
+    ],
+)
+def test_malformed_topic_maps_are_one_line_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "map.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        TopicMap.from_yaml(path)
+    assert "\n" not in str(info.value)

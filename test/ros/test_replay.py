@@ -287,3 +287,22 @@ def test_velocity_reference_parameter_sets_the_clamp_reference(tmp_path: Path, c
     outside = int(np.count_nonzero(np.clip(CONSTANT, ROBOT.lower, ROBOT.upper) != CONSTANT))
     assert clamps["measured"] == report["ticks"]["evaluated"] * 8 * outside, (clamps, outside)
     assert clamps["commanded"] > clamps["measured"], clamps
+
+
+def test_a_wrong_bag_is_reported_before_the_checkpoint_loads(tmp_path: Path, capsys) -> None:
+    # the checkpoint does not exist either: the bag, checked first, is what the one line names
+    missing = tmp_path / "no_such_bag"
+    assert replay([str(missing), "--checkpoint", str(tmp_path / "no_ckpt"), "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"bag '{missing}' does not exist" in err
+
+
+@pytest.mark.parametrize("text, message", [("", "is empty"), ("- 1\n", "is not a mapping"), ("a: [1\n", "cannot read")])
+def test_a_broken_params_file_is_one_line(tmp_path: Path, constant_ckpt: Path, text: str, message: str, capsys) -> None:
+    bag = write_demo_bag(tmp_path / "demo", seconds=0.2)
+    params = tmp_path / "params.yaml"
+    params.write_text(text)
+    args = [str(bag), "--checkpoint", str(constant_ckpt), "--params", str(params), "--out", str(tmp_path / "r")]
+    assert replay(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and "Traceback" not in err
