@@ -72,7 +72,8 @@ def run_episode(
     instruction = task_spec(task).instruction
     result = EpisodeResult(task, seed, False, False, 0)
     step = 0
-    safety = SafetyFilter(robot.lower, robot.upper, robot.max_velocity, velocity_scale)  # the node's filter
+    safety = SafetyFilter(robot.lower, robot.upper, robot.max_velocity, velocity_scale,
+                          tracked=np.array(robot.arm_joint_mask))  # the node's filter, defaults  # fmt: skip
     while step < EPISODE_STEPS:
         qpos = sim.qpos()
         stamp = round(sim.time_s * 1e9)
@@ -219,13 +220,24 @@ def markdown_table(results: dict[str, Any]) -> str:
         lo, hi = s[key + "_ci95"]
         return f"{100 * s[key]:.0f}% [{100 * lo:.0f}, {100 * hi:.0f}]"
 
-    lines = ["| task | setting | episodes | success (reached 4) | success (4 at the end) | mean k* | mean H_exec |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    def seeds(s: dict) -> str:
+        seen = sorted(s.get("seeds") or [])
+        if not seen:
+            return ""
+        if len(seen) > 2 and seen == list(range(seen[0], seen[-1] + 1)):
+            return f"{seen[0]}-{seen[-1]}"
+        return ",".join(map(str, seen))
+
+    header = (
+        "| task | setting | seeds | episodes | success (reached 4) | success (4 at the end) | mean k* | mean H_exec |"
+    )
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     for task, settings in results.items():
         for name, s in settings.items():
             horizon = s.get("mean_execution_horizon")
             lines.append(
-                f"| {task} | {name} | {s['episodes']} | {pct(s, 'success_reached')} | {pct(s, 'success_final')} "
+                f"| {task} | {name} | {seeds(s)} | {s['episodes']} | {pct(s, 'success_reached')} "
+                f"| {pct(s, 'success_final')} "
                 f"| {s['mean_iterations']:.2f} | {'' if horizon is None or horizon != horizon else f'{horizon:.2f}'} |"
             )
     return "\n".join(lines)

@@ -123,5 +123,5 @@ def test_sim_eval_command_and_merge(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert set(data["results"]) == {"transfer_cube", "insertion"} and data["seeds"] == [1000]
     fixed1 = data["results"]["insertion"]["fixed 1"]
     assert fixed1["mean_iterations"] == 1 and fixed1["episodes"] == 1 and fixed1["mean_execution_horizon"] == 8
-    assert "| insertion | fixed 1 | 1 |" in merged.with_suffix(".md").read_text()
+    assert "| insertion | fixed 1 | 1000 | 1 |" in merged.with_suffix(".md").read_text()
     assert (tmp_path / "success_vs_depth.png").read_bytes()[:4] == b"\x89PNG"
