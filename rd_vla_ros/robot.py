@@ -47,6 +47,12 @@ class RobotDescription:
         return len(self.joint_names)
 
     @property
+    def arm_joint_mask(self) -> list[bool]:
+        """Per joint of `joint_names`: True for arm joints, False for grippers."""
+        grippers = set(self.gripper_names)
+        return [name not in grippers for name in self.joint_names]
+
+    @property
     def gripper_names(self) -> list[str]:
         return [arm.gripper for arm in self.arms if arm.gripper]
 

@@ -9,7 +9,10 @@ The reference is the previous *command*, not the measured position: a position-c
 lags its command (gravity, a gripper squeezing an object it holds), and limiting each new command
 to a step from the measured position would take that lag away: a gripper could never squeeze, an
 arm would sag. The velocity limit bounds how fast the commanded trajectory moves, as
-joint_trajectory_controller's limits do.
+joint_trajectory_controller's limits do. Unless the robot is far from that command (more than
+`max_tracking_error` on some arm joint: it was moved by hand, reset, or blocked; a gripper squeezing
+an object is far from its command by design and is not checked): then the command is
+stale and row 0 starts from the measured position, or the arm would be pulled back towards it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 class ClampReport:
     position_clamps: int  # targets moved inside the position limits
     velocity_clamps: int  # targets moved to respect the velocity limits
+    tracking_reset: bool = False  # the robot was far from the last command: row 0 started from the measured
 
     @property
     def total(self) -> int:
@@ -91,6 +95,10 @@ class SafetyFilter:
         velocity_scale: share of max_velocity allowed (the node's safety.velocity_scale).
         velocity_reference: row 0's reference: "commanded" (the target being commanded at the
             observation time, the measured position when there is none) or "measured".
+        max_tracking_error: rad; when the measured position is farther than this from the commanded
+            reference on any `tracked` joint, the reference is the measured position (0 = never).
+        tracked: (J,) bool, the joints checked against max_tracking_error (default all; the node and the
+            simulation leave the grippers out).
     """
 
     def __init__(
@@ -100,6 +108,8 @@ class SafetyFilter:
         max_velocity: np.ndarray,
         velocity_scale: float = 1.0,
         velocity_reference: str = "commanded",
+        max_tracking_error: float = 0.5,
+        tracked: np.ndarray | None = None,
     ) -> None:
         if velocity_reference not in ("commanded", "measured"):
             raise ValueError(f"velocity_reference must be 'commanded' or 'measured', got '{velocity_reference}'")
@@ -107,6 +117,8 @@ class SafetyFilter:
         self.max_velocity = np.asarray(max_velocity, np.float64)
         self.velocity_scale = velocity_scale
         self.velocity_reference = velocity_reference
+        self.max_tracking_error = max_tracking_error
+        self.tracked = np.ones(len(self.lower), bool) if tracked is None else np.asarray(tracked, bool)  # (J,)
         self._rows: np.ndarray | None = None  # the rows last commanded, and their stamp
         self._stamp_ns = 0
 
@@ -119,15 +131,21 @@ class SafetyFilter:
     ) -> tuple[np.ndarray, ClampReport]:
         """(H, J) rows for stamp + (i + 1) * period -> the rows to send, clamped; remembered as the
         commanded trajectory. ValueError for non-finite rows or measurements (nothing may be sent)."""
+        measured = np.asarray(measured, dtype=np.float64)
+        stale = False
         if self.velocity_reference == "measured":
-            reference = np.asarray(measured, dtype=np.float64)
+            reference = measured
         else:
             reference = command_reference(self._rows, self._stamp_ns, period_s, stamp_ns, measured)
+            tracking_error = np.abs(reference - measured)[self.tracked]  # NaN never exceeds: clamp_chunk refuses it
+            stale = self.max_tracking_error > 0 and bool(np.any(tracking_error > self.max_tracking_error))
+            if stale:
+                reference = measured
         safe, report = clamp_chunk(
             rows, reference, self.lower, self.upper, self.max_velocity * self.velocity_scale, period_s
         )
         self._rows, self._stamp_ns = safe, stamp_ns
-        return safe, report
+        return safe, ClampReport(report.position_clamps, report.velocity_clamps, stale)
 
     def hold(self, measured: np.ndarray) -> tuple[np.ndarray, int]:
         """A hold at the measured position, inside the position limits: (J,) target and the number of

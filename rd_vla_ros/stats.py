@@ -47,6 +47,7 @@ class NodeStats:
         self.blocked: Counter[str] = Counter()  # reason kind -> inference ticks blocked
         self.position_clamps = 0
         self.velocity_clamps = 0
+        self.tracking_resets = 0  # chunks started from the measured position: the robot was far from the command
         self.holds = 0
         self.invalid_outputs = 0
         self.inference_failures = 0  # the policy call raised (e.g. out of memory)
@@ -138,6 +139,7 @@ def diagnostic_groups(
         ("motion enabled", str(motion_enabled)),
         ("position clamps", str(s.position_clamps)),
         ("velocity clamps", str(s.velocity_clamps)),
+        ("tracking resets", str(s.tracking_resets)),
         ("holds", str(s.holds)),
         ("late chunks (not commanded)", str(s.late_chunks)),
     ]

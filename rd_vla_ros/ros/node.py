@@ -140,7 +140,8 @@ class RDVLANode(LifecycleNode):
         self.mapper = JointMapper(self.robot.joint_names)
         v = self.values
         self.safety = SafetyFilter(self.robot.lower, self.robot.upper, self.robot.max_velocity,
-                                   v["safety.velocity_scale"], v["safety.velocity_reference"])  # fmt: skip
+                                   v["safety.velocity_scale"], v["safety.velocity_reference"],
+                                   v["safety.max_tracking_error"], np.array(self.robot.arm_joint_mask))  # fmt: skip
         self.assembler = ObservationAssembler(
             list(self.values["camera_names"]), P.assembly_limits(self.values), self.values["instruction"]
         )
@@ -375,6 +376,7 @@ class RDVLANode(LifecycleNode):
             if self.safety is not None:
                 self.safety.velocity_scale = proposed["safety.velocity_scale"]
                 self.safety.velocity_reference = proposed["safety.velocity_reference"]
+                self.safety.max_tracking_error = proposed["safety.max_tracking_error"]
             if any(k.startswith("blending.") for k in changes):
                 self.blender = ChunkBlender(proposed["blending.mode"], proposed["blending.decay"])
         if changes:
@@ -464,6 +466,13 @@ class RDVLANode(LifecycleNode):
         safe, report = self.safety.command(rows, chunk.stamp_ns, chunk.control_period_s, measured)
         self.stats.position_clamps += report.position_clamps
         self.stats.velocity_clamps += report.velocity_clamps
+        if report.tracking_reset:
+            self.stats.tracking_resets += 1
+            self.get_logger().warning(
+                f"chunk {chunk.sequence}: the robot is more than safety.max_tracking_error from the last command "
+                "(moved, reset or blocked): this chunk starts from its measured position",
+                throttle_duration_sec=2.0,
+            )
         if report.total:
             self.get_logger().warning(
                 f"chunk {chunk.sequence}: clamped {report.position_clamps} position and {report.velocity_clamps} "

@@ -150,6 +150,9 @@ PARAMS: list[ParamSpec] = [
               "target being commanded at the observation time (keeps a gripper's squeeze and an arm's tracking "
               "lag), measured = the measured joint positions (a stricter bound on the first step from where the "
               "robot is)", choices=("commanded", "measured")),
+    ParamSpec("safety.max_tracking_error", 0.5, "rad: a robot farther than this from the last command on any "
+              "arm joint (moved by hand, reset, blocked) makes the next chunk start from its measured position instead "
+              "of pulling it back; 0 = never", low=0.0, high=10.0),
 ]  # fmt: skip
 SPECS = {p.name: p for p in PARAMS}
 

@@ -9,7 +9,10 @@ now), a new trajectory replaces the old one from its start time, and the last po
 The simulation advances at `real_time_factor` times real time (0.25: four wall seconds per
 simulated second), so the node's timing logic (input ages, re-plan cadence, inference latency
 measured in simulated time) runs exactly as on hardware, only slower or faster. Each episode's
-result (success both ways, max reward) is published as JSON on `~/episode_result` and logged.
+result (success both ways, max reward) is published as JSON on `~/episode_result` and logged. Each
+episode starts like one on a robot after an operator's reset: the new scene at rest for
+`reset_idle_steps` control periods, sensors and the task's instruction published, so the node's first
+chunk is planned from the new scene and instruction (then commands received meanwhile are dropped).
 
     python -m rd_vla_ros.sim.bridge --episodes transfer_cube:1000 insertion:1000 --real-time-factor 0.25
 """
@@ -98,6 +101,7 @@ class SimBridge(Node):
         real_time_factor: float = 0.25,
         steps: int = EPISODE_STEPS,
         camera_every: int = 1,
+        reset_idle_steps: int = 25,
         arm_topics: tuple[str, str] = ("left_arm_controller/joint_trajectory", "right_arm_controller/joint_trajectory"),
         **kwargs: object,
     ) -> None:
@@ -112,6 +116,7 @@ class SimBridge(Node):
         self.sim = self._sim(episodes[0][0])
         self.spec = self.sim.spec
         self.steps, self.rtf, self.camera_every = steps, real_time_factor, camera_every
+        self.reset_idle_steps = reset_idle_steps
         self.frames: list[tuple[int, np.ndarray]] = []  # (time ns, first camera image), every keep_frame_every steps
         self.keep_frame_every = 0
         self.in_episode = False
@@ -178,6 +183,9 @@ class SimBridge(Node):
         self.spec = self.sim.spec
         self.sim.reset(seed)
         period_ns = round(CONTROL_PERIOD_S * 1e9)
+        # The reset scene at rest, sensors published (as after an operator's reset): the node plans the
+        # episode's first chunk from this scene, not from the end of the previous episode.
+        self.idle(self.reset_idle_steps * CONTROL_PERIOD_S / self.rtf)
         with self._lock:
             self.executor_.reset(self.sim.qpos())
             accepted_before = self.executor_.accepted

@@ -90,3 +90,21 @@ def test_safety_filter_remembers_the_commanded_trajectory_and_holds_inside_the_l
     np.testing.assert_allclose(after_hold[0], [step, step])  # a hold forgets the commanded trajectory
     with pytest.raises(ValueError, match="velocity_reference"):
         SafetyFilter(np.zeros(1), np.ones(1), np.ones(1), velocity_reference="predicted")
+
+
+def test_a_robot_far_from_its_last_command_starts_from_where_it_is() -> None:
+    from rd_vla_ros.safety import SafetyFilter
+
+    lower, upper, vmax = np.full(2, -3.0), np.full(2, 3.0), np.full(2, 5.0)  # 0.1 rad per 20 ms row
+    f = SafetyFilter(lower, upper, vmax, max_tracking_error=0.5)
+    f.command(np.full((8, 2), 1.0), 0, 0.02, np.full(2, 1.0))  # commanded: hold at 1.0
+    # a lag below the tolerance keeps the commanded reference (a squeezing gripper, a sagging arm)
+    rows, report = f.command(np.array([[1.0, 0.4]]), 40_000_000, 0.02, np.array([1.0, 0.6]))
+    assert not report.tracking_reset and rows[0].tolist() == [1.0, 0.9]  # 0.1 per row from 1.0
+    # the robot was reset to 0 (2 rad away): the next chunk starts there instead of pulling it back
+    rows, report = f.command(np.zeros((2, 2)), 80_000_000, 0.02, np.zeros(2))
+    assert report.tracking_reset and rows.tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    never = SafetyFilter(lower, upper, vmax, max_tracking_error=0.0)  # the stale command stays the reference
+    never.command(np.full((8, 2), 1.0), 0, 0.02, np.full(2, 1.0))
+    rows, report = never.command(np.zeros((1, 2)), 40_000_000, 0.02, np.zeros(2))
+    assert not report.tracking_reset and rows[0].tolist() == [0.9, 0.9]
