@@ -190,7 +190,9 @@ def plot_results(results: dict[str, Any], out_dir: Any) -> list[str]:
             ax.scatter([s["mean_iterations"]], [s["success_reached"]], marker="o" if adaptive else "s",
                        color=f"C{i}", alpha=0.9 if adaptive else 0.4)  # fmt: skip
             if adaptive:
-                ax.annotate(name.split()[-1], (s["mean_iterations"], s["success_reached"]), fontsize=6,
+                label = f"{s['threshold']:g}" if s.get("threshold") is not None else name.split()[0]
+                label += f" [{name.split('[', 1)[1]}" if "[" in name else ""  # the horizon, when not deployed
+                ax.annotate(label, (s["mean_iterations"], s["success_reached"]), fontsize=6,
                             textcoords="offset points", xytext=(3, 3))  # fmt: skip
         ax.scatter([], [], color=f"C{i}", label=task)
     written.append(_finish(fig, ax, "mean recurrent iterations per chunk", "success rate (reached)",
