@@ -117,7 +117,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="publish /clock at HZ (default 100 when given) for nodes with use_sim_time")  # fmt: skip
     play.add_argument("--topics", nargs="+", default=None, help="only these topics")
     play.add_argument("--start-delay", type=float, default=1.0,
-                      help="seconds to wait after start-up so subscribers match before the first message")  # fmt: skip
+                      help="seconds to wait (after --wait-for) for discovery before the first message")  # fmt: skip
+    play.add_argument("--wait-for", nargs="+", default=[], metavar="TOPIC",
+                      help="wait until each of these topics has a subscriber before the first message")  # fmt: skip
+    play.add_argument("--wait-timeout", type=float, default=60.0,
+                      help="seconds --wait-for waits before giving up (exit 1)")  # fmt: skip
     play.add_argument("--record", type=Path, default=None, help="record what the graph publishes into this new bag")
     play.add_argument("--record-topics", nargs="+", default=None,
                       help="topics to record (default: every ActionChunk and JointTrajectory topic seen)")  # fmt: skip

@@ -1,6 +1,7 @@
 """Live replay: publish a bag into a running ROS graph, paced by its timestamps, and record the answer.
 
     rd-vla play BAG [--rate 1.0] [--clock [HZ]] [--topics T ...] [--record OUT [--record-topics T ...]]
+                    [--wait-for T ... [--wait-timeout S]]
 
 Messages are republished as the bag stored them (CDR bytes, no decode/encode), at the pace of their
 receive timestamps scaled by `--rate`. With `--clock`, /clock carries the bag's time (it never runs
@@ -8,7 +9,8 @@ ahead of the next message), so a node started with use_sim_time sees the recordi
 age limits and re-plan cadence behave as on the robot, even when the playback is slowed down.
 `--record OUT` writes what the graph publishes (by default every ActionChunk and JointTrajectory topic
 this player does not publish itself) into a new bag, stamped with the playback clock, for
-`rd-vla replay BAG --live OUT`.
+`rd-vla replay BAG --live OUT`. `--wait-for` holds the first message until each named topic has a
+subscriber (a node that is still starting up), then `--start-delay` more for the rest of discovery.
 """
 
 from __future__ import annotations
@@ -89,6 +91,24 @@ class BagPlayer:
             timeout = min(wall - now, self.clock_period or 0.01)
             rclpy.spin_once(self.node, timeout_sec=max(timeout, 0.0))
 
+    def wait_for_subscribers(self, topics: list[str], timeout_s: float) -> float:
+        """Spin (clock, recording) until each of `topics` has a matched subscriber; returns the seconds
+        waited. BagError names the topics still without one after `timeout_s`."""
+        unknown = [t for t in topics if t not in self.publishers]
+        if unknown:
+            raise BagError(f"--wait-for names topic(s) {unknown} that this playback does not publish "
+                           f"(it publishes: {', '.join(sorted(self.publishers))})")  # fmt: skip
+        self._publish_clock(self.bag.start_ns)
+        start = time.monotonic()
+        while True:
+            waiting = [t for t in topics if self.publishers[t].get_subscription_count() == 0]
+            if not waiting:
+                return time.monotonic() - start
+            if time.monotonic() - start > timeout_s:
+                raise BagError(f"no subscriber on {waiting} after {timeout_s:g} s: is the node running, and does it "
+                               "subscribe to these topics (same ROS_DOMAIN_ID)?")  # fmt: skip
+            self._wait_until(time.monotonic() + 0.05, time.monotonic(), self.bag.start_ns)
+
     def play(self, start_delay_s: float = 1.0, tail_s: float = 0.0) -> float:
         """Publish everything; returns the wall-clock seconds the playback took (without delay and tail)."""
         self._publish_clock(self.bag.start_ns)
@@ -154,12 +174,14 @@ def play_main(args: argparse.Namespace) -> int:
                 with BagWriter(record, args.record_storage) as writer:
                     recorder = Recorder(node, writer, args.record_topics, exclude=set(bag.topics) | {"/clock"})
                     player = BagPlayer(node, bag, args.rate, args.clock, args.topics, recorder)
+                    player.wait_for_subscribers(args.wait_for, args.wait_timeout)
                     elapsed = player.play(args.start_delay, args.tail)
                 sys.stdout.write(
                     f"recorded {sum(recorder.counts.values())} messages into {record}: {dict(recorder.counts)}\n"
                 )
             else:
                 player = BagPlayer(node, bag, args.rate, args.clock, args.topics)
+                player.wait_for_subscribers(args.wait_for, args.wait_timeout)
                 elapsed = player.play(args.start_delay, 0.0)
             duration = (bag.end_ns - bag.start_ns) / 1e9
             sys.stdout.write(

@@ -38,9 +38,10 @@ def test_offline_and_live_replay_agree(tmp_path: Path) -> None:
     try:
         # half speed: the node's clock is the bag's (/clock), so its timing is unaffected
         play = subprocess.run(
-            [*RD_VLA, "play", str(bag), "--clock", "200", "--rate", "0.5", "--start-delay", "4",
+            [*RD_VLA, "play", str(bag), "--clock", "200", "--rate", "0.5", "--start-delay", "1",
+             "--wait-for", "/joint_states", "/cameras/top/image_raw", "--wait-timeout", "120",
              "--record", str(recorded)],
-            capture_output=True, text=True, timeout=120, env=env,
+            capture_output=True, text=True, timeout=240, env=env,
         )  # fmt: skip
     finally:
         node.terminate()
@@ -80,6 +81,8 @@ def test_play_bad_input_is_a_clear_error(tmp_path: Path) -> None:
         ("--record", str(existing)): "already exists: choose a new output path",
         ("--record", str(bag)): "--record must name a new bag, not the one being played",
         ("--topics", "/nope"): "lacks topic(s) ['/nope']; it contains: /cameras/left_wrist/image_raw",
+        ("--wait-for", "/nope"): "--wait-for names topic(s) ['/nope'] that this playback does not publish",
+        ("--wait-for", "/joint_states", "--wait-timeout", "0.5"): "no subscriber on ['/joint_states'] after 0.5 s",
     }
     for extra, expected in cases.items():
         run = subprocess.run([*RD_VLA, "play", str(bag), "--start-delay", "0", *extra], capture_output=True,
