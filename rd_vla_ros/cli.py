@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rd_vla_ros.blending import BLENDING_MODES
 from rd_vla_ros.model.checkpoint import CheckpointError, read_config, save_policy
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--horizon", default=None, metavar="SCHEDULE[:KEY=VALUE,...]",
                     help="execution-horizon schedule for every setting, e.g. 'fixed:h=8' or 'linear:h_min=4' "
                          "(default: the checkpoint's, the node's default)")  # fmt: skip
-    ev.add_argument("--blending", default="none", choices=["none", "ensemble", "crossfade"],
+    ev.add_argument("--blending", default="none", choices=BLENDING_MODES,
                     help="chunk blending, as the node's blending.mode (default none)")  # fmt: skip
     ev.add_argument("--out", type=Path, default=Path("sim_eval.json"), help="results JSON")
     ev.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")

@@ -18,8 +18,12 @@ stale and row 0 starts from the measured position, or the arm would be pulled ba
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from rd_vla_ros.robot import RobotDescription
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,12 @@ class SafetyFilter:
         self._rows: np.ndarray | None = None  # the rows last commanded, and their stamp
         self._stamp_ns = 0
 
+    @classmethod
+    def for_robot(cls, robot: RobotDescription, **settings: Any) -> SafetyFilter:
+        """The filter for a robot description: its limits, its arm joints tracked (grippers left out)."""
+        tracked = np.array(robot.arm_joint_mask)
+        return cls(robot.lower, robot.upper, robot.max_velocity, tracked=tracked, **settings)
+
     def reset(self) -> None:
         """Forget the last command (after a hold: the next command starts from the measured position)."""
         self._rows = None
@@ -137,7 +147,7 @@ class SafetyFilter:
             reference = measured
         else:
             reference = command_reference(self._rows, self._stamp_ns, period_s, stamp_ns, measured)
-            tracking_error = np.abs(reference - measured)[self.tracked]  # NaN never exceeds: clamp_chunk refuses it
+            tracking_error = np.abs(reference - measured)[self.tracked]  # (tracked joints,)
             stale = self.max_tracking_error > 0 and bool(np.any(tracking_error > self.max_tracking_error))
             if stale:
                 reference = measured

@@ -264,21 +264,20 @@ class TopicMap:
         if not isinstance(data, dict) or not isinstance(data.get("topic_map"), dict):
             raise ValueError(f"{path}: expected a top-level 'topic_map' mapping")
         m = data["topic_map"]
-        instruction = m.get("instruction") or {}
-        commands = m.get("commands") or {}
-        shapes = {"cameras": m.get("cameras") or {}, "instruction": instruction, "commands": commands}
-        shapes["commands.topics"] = commands.get("topics") or [] if isinstance(commands, dict) else []
-        for key, value in shapes.items():
-            kind = list if key == "commands.topics" else dict
-            if not isinstance(value, kind):
-                raise ValueError(f"{path}: topic_map.{key} must be a {'mapping' if kind is dict else 'list'}")
+        cameras, instruction, commands = (m.get(key) or {} for key in ("cameras", "instruction", "commands"))
+        for key, value in (("cameras", cameras), ("instruction", instruction), ("commands", commands)):
+            if not isinstance(value, dict):
+                raise ValueError(f"{path}: topic_map.{key} must be a mapping")
+        command_topics = commands.get("topics") or []
+        if not isinstance(command_topics, list):
+            raise ValueError(f"{path}: topic_map.commands.topics must be a list")
         return cls(
-            cameras=dict(m.get("cameras") or {}),
+            cameras=dict(cameras),
             joint_states=str(m.get("joint_states") or ""),
             instruction_topic=str(instruction.get("topic") or ""),
             instruction_default=str(instruction.get("default") or ""),
             command_kind=str(commands.get("kind") or "joint_trajectory"),
-            command_topics=list(commands.get("topics") or []),
+            command_topics=list(command_topics),
         )
 
     def required_topics(self, cameras: list[str] | None = None) -> dict[str, tuple[str, ...]]:

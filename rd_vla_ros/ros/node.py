@@ -139,9 +139,9 @@ class RDVLANode(LifecycleNode):
         cfg = self.runner.policy.config
         self.mapper = JointMapper(self.robot.joint_names)
         v = self.values
-        self.safety = SafetyFilter(self.robot.lower, self.robot.upper, self.robot.max_velocity,
-                                   v["safety.velocity_scale"], v["safety.velocity_reference"],
-                                   v["safety.max_tracking_error"], np.array(self.robot.arm_joint_mask))  # fmt: skip
+        self.safety = SafetyFilter.for_robot(self.robot, velocity_scale=v["safety.velocity_scale"],
+                                             velocity_reference=v["safety.velocity_reference"],
+                                             max_tracking_error=v["safety.max_tracking_error"])  # fmt: skip
         self.assembler = ObservationAssembler(
             list(self.values["camera_names"]), P.assembly_limits(self.values), self.values["instruction"]
         )

@@ -72,8 +72,7 @@ def run_episode(
     instruction = task_spec(task).instruction
     result = EpisodeResult(task, seed, False, False, 0)
     step = 0
-    safety = SafetyFilter(robot.lower, robot.upper, robot.max_velocity, velocity_scale,
-                          tracked=np.array(robot.arm_joint_mask))  # the node's filter, defaults  # fmt: skip
+    safety = SafetyFilter.for_robot(robot, velocity_scale=velocity_scale)  # the node's filter and defaults
     while step < EPISODE_STEPS:
         qpos = sim.qpos()
         stamp = round(sim.time_s * 1e9)

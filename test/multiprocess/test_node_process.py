@@ -154,7 +154,8 @@ def test_chunks_and_trajectories_arrive_with_consistent_timing(harness: Harness)
     assert wait_for(lambda: harness.diagnostics and _value(harness.diagnostics[-1], "chunks") != "0", 5)
     age_p50_ms = float(_value(harness.diagnostics[-1], "input age at inference p50 ms"))
     assert 0 <= age_p50_ms < 500
-    traj = harness.since(harness.left, t0)[-1]
+    # the last planned trajectory (a busy machine may have sent a hold for a late chunk meanwhile)
+    traj = [m for m in harness.since(harness.left, t0) if time_to_ns(m.header.stamp) != 0][-1]
     assert list(traj.joint_names) == ALOHA_JOINTS[:7]  # 6 joints + gripper (gripper_mode in_trajectory)
     assert list(harness.since(harness.right, t0)[-1].joint_names) == ALOHA_JOINTS[7:]
     times = [duration_to_s(p.time_from_start) for p in traj.points]
