@@ -242,6 +242,12 @@ class RDVLANode(LifecycleNode):
             self.destroy_timer(timer)
         self._activity_timers = []
 
+    def destroy_node(self) -> None:
+        """Destroying an active node (a test's teardown, a process ending without the lifecycle being
+        walked) stops the inference thread first: it must never publish through a destroyed handle."""
+        self.stop_inference()
+        super().destroy_node()
+
     def _release_model(self) -> None:
         self.runner = None
         gc.unfreeze()  # frozen objects are never collected: the model's reference cycles would stay

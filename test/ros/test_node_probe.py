@@ -4,6 +4,8 @@ use_sim_time refused while configured, chunks whose executed rows are already pa
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -52,10 +54,14 @@ def test_inputs_stamped_in_the_future_are_rejected(ros_context, checkpoint) -> N
         ahead_ns = 500_000_000  # the probe's sensor clock ran 0.5-0.8 s ahead
         assert ahead_ns > FUTURE_TOLERANCE_NS
 
-        def send() -> bool:
-            msg = JointState(name=ALOHA_JOINTS, position=[0.0] * 14)
-            msg.header.stamp = ns_to_time(node._now() + ahead_ns)
-            pub.publish(msg)
+        last_sent = [0.0]
+
+        def send() -> bool:  # at a sensor's rate (20 Hz): a flood would starve the good inputs' queue
+            if time.monotonic() - last_sent[0] >= 0.05:
+                last_sent[0] = time.monotonic()
+                msg = JointState(name=ALOHA_JOINTS, position=[0.0] * 14)
+                msg.header.stamp = ns_to_time(node._now() + ahead_ns)
+                pub.publish(msg)
             return node.stats.rejected["joint_states"] >= 3 and node.stats.chunks >= 2  # good inputs still drive it
 
         assert spin_until([node, probe], ros_context, send, timeout=20), (node.stats.rejected, node.stats.chunks)
@@ -157,3 +163,16 @@ def test_blending_switched_at_runtime_changes_the_commanded_rows(ros_context, qu
         assert spin_until([node], ros_context, lambda: len(pairs(start)) >= 4, timeout=20)
         assert sum(not np.allclose(a, b, atol=1e-9) for a, b in pairs(start + 1)) >= 2
         node.trigger_deactivate()
+
+
+def test_destroying_an_active_node_stops_its_inference_thread(ros_context, checkpoint) -> None:  # noqa: F811
+    """A node destroyed while active (no lifecycle walk) joins its inference thread before its
+    publishers go: before, the thread published through a destroyed handle and died with InvalidHandle."""
+    with commanding_node(ros_context, checkpoint) as node:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert spin_until([node], ros_context, lambda: node.stats.chunks >= 1, timeout=20)
+        worker = node._worker
+        assert worker is not None and worker.is_alive()
+        node.destroy_node()
+        assert not worker.is_alive()
