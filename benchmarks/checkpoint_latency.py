@@ -26,9 +26,9 @@ from common import machine, percentile_ms, print_table
 
 from rd_vla_ros.model.checkpoint import load_policy
 from rd_vla_ros.model.config import ALOHA_JOINTS
-from rd_vla_ros.observation import Observation
 from rd_vla_ros.paths import resolve_checkpoint
-from rd_vla_ros.runner import PolicyRunner
+from rd_vla_ros.runtime.observation import Observation
+from rd_vla_ros.runtime.runner import PolicyRunner
 from rd_vla_ros.sim.aloha import AlohaSim
 
 

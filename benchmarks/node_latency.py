@@ -53,11 +53,11 @@ from rd_vla_ros.demos.synthetic import SyntheticSensors
 from rd_vla_ros.model.checkpoint import save_policy
 from rd_vla_ros.model.config import ALOHA_JOINTS, InferenceSettings, make_config
 from rd_vla_ros.model.policy import RDVLAPolicy
-from rd_vla_ros.observation import Observation
 from rd_vla_ros.paths import config_path
 from rd_vla_ros.ros.conversions import time_to_ns
 from rd_vla_ros.ros.params import torch_threads
-from rd_vla_ros.runner import PolicyRunner
+from rd_vla_ros.runtime.observation import Observation
+from rd_vla_ros.runtime.runner import PolicyRunner
 
 DEPTH = 12
 RATE_HZ = 30.0  # cameras and joint states; the node re-plans on each new input, so also the bare cadence

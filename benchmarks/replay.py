@@ -28,12 +28,12 @@ from common import PeakMemory, machine, print_table
 from rd_vla_ros.cli import init_checkpoint
 from rd_vla_ros.demos.demo_bag import write_demo_bag
 from rd_vla_ros.model.checkpoint import load_policy
-from rd_vla_ros.observation import AssemblyLimits
 from rd_vla_ros.paths import config_path
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bags import BagSource, TopicMap
 from rd_vla_ros.ros.replay import OfflineReplay, sweep_settings
-from rd_vla_ros.runner import PolicyRunner
+from rd_vla_ros.runtime.observation import AssemblyLimits
+from rd_vla_ros.runtime.runner import PolicyRunner
 
 SWEEPS = {"deployed only": ([], []), "9 settings": ([1e-2, 3e-3, 3e-4, 1e-4], [1, 4, 8, 16])}
 

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rd_vla_ros.blending import BLENDING_MODES
 from rd_vla_ros.model.checkpoint import CheckpointError, read_config, save_policy
+from rd_vla_ros.runtime.blending import BLENDING_MODES
 
 if TYPE_CHECKING:
     from rd_vla_ros.model.config import InferenceSettings
@@ -301,7 +301,7 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     from rd_vla_ros.ros import params as P
     from rd_vla_ros.ros.bags import BagSource, TopicMap
     from rd_vla_ros.ros.replay import OfflineReplay, load_live_chunks, sweep_settings
-    from rd_vla_ros.runner import PolicyRunner
+    from rd_vla_ros.runtime.runner import PolicyRunner
 
     bag_path = args.bag.resolve()
     out = (args.out or Path(f"replay_{bag_path.stem}")).resolve()
@@ -422,7 +422,7 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
     from rd_vla_ros.model.checkpoint import load_policy
     from rd_vla_ros.paths import config_path, resolve_checkpoint
     from rd_vla_ros.robot import RobotDescription
-    from rd_vla_ros.runner import PolicyRunner
+    from rd_vla_ros.runtime.runner import PolicyRunner
     from rd_vla_ros.sim.evaluate import evaluate, plot_results, sweep_for
 
     if args.merge:

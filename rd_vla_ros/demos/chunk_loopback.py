@@ -22,11 +22,11 @@ from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
-from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.msg import ActionChunk
 from rd_vla_ros.paths import config_path
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.conversions import action_chunk_from_msg, action_chunk_to_msg
+from rd_vla_ros.runtime.chunk import ActionChunkData
 
 TOPIC = "rd_vla/action_chunk"
 QOS = QoSProfile(depth=50, reliability=QoSReliabilityPolicy.RELIABLE, durability=QoSDurabilityPolicy.VOLATILE)

@@ -21,12 +21,12 @@ from rclpy.serialization import serialize_message
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
-from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.paths import config_path
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bags import BagWriter
 from rd_vla_ros.ros.cdr import image_cdr
 from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory, ns_to_time
+from rd_vla_ros.runtime.chunk import ActionChunkData
 
 START_NS = 1_700_000_000_000_000_000  # an epoch-like start, as real recordings have
 CAMERAS = {"top": "/cameras/top/image_raw", "left_wrist": "/cameras/left_wrist/image_raw"}

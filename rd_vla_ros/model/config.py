@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from rd_vla_ros.camera_input import check_crop
 from rd_vla_ros.model.backbone_config import BackboneConfig
 from rd_vla_ros.model.depth import DepthSamplerConfig
 from rd_vla_ros.model.halting import make_criterion
 from rd_vla_ros.model.head_config import HeadConfig
+from rd_vla_ros.runtime.camera_input import check_crop
 
 CHECKPOINT_FORMAT_VERSION = 1
 

@@ -8,8 +8,8 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.msg import ActionChunk
+from rd_vla_ros.runtime.chunk import ActionChunkData
 
 _NS_PER_S = 1_000_000_000
 MAX_TIME_NS = (2**31 - 1) * _NS_PER_S + _NS_PER_S - 1  # builtin_interfaces/Time.sec is an int32

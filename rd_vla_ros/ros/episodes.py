@@ -14,43 +14,23 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from rd_vla_ros.camera_input import prepare_image
 from rd_vla_ros.evaluation.commands import CommandTimeline
-from rd_vla_ros.joints import JointMapper
-from rd_vla_ros.observation import AssemblyLimits, ObservationAssembler
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bags import BagSource, TopicMap
 from rd_vla_ros.ros.inputs import InputFeed
 from rd_vla_ros.ros.replay import ReplayError, add_command, check_joint_names
+from rd_vla_ros.runtime.camera_input import prepare_image
+from rd_vla_ros.runtime.joints import JointMapper
+from rd_vla_ros.runtime.observation import AssemblyLimits, ObservationAssembler
+from rd_vla_ros.train.episode import Episode
 
 CACHE_VERSION = 1
 LOG = logging.getLogger(__name__)
-
-
-@dataclass
-class Episode:
-    """One recording as arrays (N observations).
-
-    images: (N, C, S, S, 3) uint8; proprio: (N, J) float32; actions: (N, H, J) float32 targets;
-    action_is_pad: (N, H) bool (no recorded command); stamps_ns: (N,) int64; instruction: str.
-    """
-
-    images: np.ndarray
-    proprio: np.ndarray
-    actions: np.ndarray
-    action_is_pad: np.ndarray
-    stamps_ns: np.ndarray
-    instruction: str
-    source: str
-
-    def __len__(self) -> int:
-        return int(self.proprio.shape[0])
 
 
 def decode_bag(

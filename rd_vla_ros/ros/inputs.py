@@ -14,10 +14,10 @@ import threading
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 
-from rd_vla_ros.joints import JointMapper, JointStateError
-from rd_vla_ros.observation import Latest, ObservationAssembler
 from rd_vla_ros.ros.conversions import time_to_ns
 from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb
+from rd_vla_ros.runtime.joints import JointMapper, JointStateError
+from rd_vla_ros.runtime.observation import Latest, ObservationAssembler
 
 FUTURE_TOLERANCE_NS = 100_000_000  # stamps further ahead of the node's clock are rejected (clock mix-up)
 MAX_INSTRUCTION_CHARS = 512  # longer instructions are rejected (tokenising them costs every inference)

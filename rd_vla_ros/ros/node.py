@@ -41,21 +41,21 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
-from rd_vla_ros.blending import ChunkBlender
-from rd_vla_ros.chunk import ActionChunkData
-from rd_vla_ros.joints import JointMapper
 from rd_vla_ros.model.checkpoint import CheckpointError, load_policy
 from rd_vla_ros.msg import ActionChunk
-from rd_vla_ros.observation import ObservationAssembler, block_kind
 from rd_vla_ros.paths import resolve_checkpoint, resolve_config
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros import params as P
 from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory
 from rd_vla_ros.ros.inputs import InputFeed
-from rd_vla_ros.runner import InvalidOutputError, PolicyRunner
-from rd_vla_ros.safety import SafetyFilter
-from rd_vla_ros.scheduler import ReplanScheduler
-from rd_vla_ros.stats import NodeStats, RateMeter, diagnostic_groups
+from rd_vla_ros.runtime.blending import ChunkBlender
+from rd_vla_ros.runtime.chunk import ActionChunkData
+from rd_vla_ros.runtime.joints import JointMapper
+from rd_vla_ros.runtime.observation import ObservationAssembler, block_kind
+from rd_vla_ros.runtime.runner import InvalidOutputError, PolicyRunner
+from rd_vla_ros.runtime.safety import SafetyFilter
+from rd_vla_ros.runtime.scheduler import ReplanScheduler
+from rd_vla_ros.runtime.stats import NodeStats, RateMeter, diagnostic_groups
 
 
 class RDVLANode(LifecycleNode):

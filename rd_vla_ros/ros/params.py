@@ -15,12 +15,12 @@ from typing import Any
 import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
-from rd_vla_ros.blending import BLENDING_MODES
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.model.halting import HALTING_CRITERIA, make_criterion
 from rd_vla_ros.model.horizon import HORIZON_SCHEDULES, make_schedule
-from rd_vla_ros.observation import AssemblyLimits
 from rd_vla_ros.ros.inputs import instruction_problem
+from rd_vla_ros.runtime.blending import BLENDING_MODES
+from rd_vla_ros.runtime.observation import AssemblyLimits
 
 _TYPES = {
     bool: ParameterType.PARAMETER_BOOL,

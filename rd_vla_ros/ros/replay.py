@@ -21,18 +21,18 @@ import torch
 from sensor_msgs.msg import JointState
 from tqdm import tqdm
 
-from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.evaluation.commands import CommandTimeline
 from rd_vla_ros.evaluation.metrics import ErrorAccumulator, SettingStats
-from rd_vla_ros.joints import JointMapper
 from rd_vla_ros.model.config import InferenceSettings
-from rd_vla_ros.observation import AssemblyLimits, Observation, ObservationAssembler, block_kind
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bags import BagError, BagSource, TopicMap
 from rd_vla_ros.ros.conversions import action_chunk_from_msg, duration_to_s, time_to_ns
 from rd_vla_ros.ros.inputs import InputFeed
-from rd_vla_ros.runner import InvalidOutputError, PolicyRunner
-from rd_vla_ros.safety import clamp_chunk
+from rd_vla_ros.runtime.chunk import ActionChunkData
+from rd_vla_ros.runtime.joints import JointMapper
+from rd_vla_ros.runtime.observation import AssemblyLimits, Observation, ObservationAssembler, block_kind
+from rd_vla_ros.runtime.runner import InvalidOutputError, PolicyRunner
+from rd_vla_ros.runtime.safety import clamp_chunk
 
 LOG = logging.getLogger(__name__)
 COMMAND_LAG_NS = 1_000_000_000  # a command may be recorded up to this long after the time it targets

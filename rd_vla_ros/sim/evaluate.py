@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from rd_vla_ros.blending import ChunkBlender
 from rd_vla_ros.model.config import InferenceSettings
-from rd_vla_ros.observation import Observation
 from rd_vla_ros.robot import RobotDescription
-from rd_vla_ros.runner import PolicyRunner
-from rd_vla_ros.safety import SafetyFilter
+from rd_vla_ros.runtime.blending import ChunkBlender
+from rd_vla_ros.runtime.observation import Observation
+from rd_vla_ros.runtime.runner import PolicyRunner
+from rd_vla_ros.runtime.safety import SafetyFilter
 from rd_vla_ros.sim.aloha import CONTROL_PERIOD_S, EPISODE_STEPS, AlohaSim, task_spec
 
 

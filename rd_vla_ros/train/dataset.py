@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rd_vla_ros.ros.episodes import Episode
+from rd_vla_ros.train.episode import Episode
 
 
 class EpisodeDataset:

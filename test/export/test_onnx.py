@@ -147,8 +147,8 @@ def test_missing_export_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_runner_works_on_the_onnx_policy(exported: tuple) -> None:
     from rd_vla_ros.model.config import ALOHA_JOINTS
-    from rd_vla_ros.observation import Observation
-    from rd_vla_ros.runner import PolicyRunner
+    from rd_vla_ros.runtime.observation import Observation
+    from rd_vla_ros.runtime.runner import PolicyRunner
 
     policy, ort_policy, _ = exported
     cameras = policy.config.camera_names
@@ -163,8 +163,8 @@ def test_conv_keypoint_policy_exports_with_parity(tmp_path: Path) -> None:
     """The conv keypoint encoder (the embedded model's vision) goes through the same export and
     runtime: onnxruntime matches torch within 1e-4 with the same k*, also through PolicyRunner."""
     from rd_vla_ros.model.config import ALOHA_JOINTS
-    from rd_vla_ros.observation import Observation
-    from rd_vla_ros.runner import PolicyRunner
+    from rd_vla_ros.runtime.observation import Observation
+    from rd_vla_ros.runtime.runner import PolicyRunner
 
     torch.manual_seed(1)
     policy = RDVLAPolicy(make_config("conv", camera_names=["top"]))

@@ -17,8 +17,8 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy
 from rd_vla_ros.msg import ActionChunk
 
-from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.ros.conversions import action_chunk_from_msg, action_chunk_to_msg
+from rd_vla_ros.runtime.chunk import ActionChunkData
 
 pytestmark = pytest.mark.multiprocess
 HERE = Path(__file__).resolve().parent

@@ -13,7 +13,6 @@ from rclpy.serialization import deserialize_message, serialize_message
 from rd_vla_ros.msg import ActionChunk
 from ros_helpers import spin_until
 
-from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.ros.conversions import (
     MAX_TIME_NS,
     action_chunk_from_msg,
@@ -23,6 +22,7 @@ from rd_vla_ros.ros.conversions import (
     s_to_duration,
     time_to_ns,
 )
+from rd_vla_ros.runtime.chunk import ActionChunkData
 
 pytestmark = pytest.mark.ros
 

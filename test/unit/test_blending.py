@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rd_vla_ros.blending import ChunkBlender
+from rd_vla_ros.runtime.blending import ChunkBlender
 
 MS = 1_000_000
 T = 20 * MS

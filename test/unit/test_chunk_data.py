@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.paths import config_path
 from rd_vla_ros.robot import RobotDescription
+from rd_vla_ros.runtime.chunk import ActionChunkData
 
 
 def _chunk(**overrides: object) -> ActionChunkData:

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from PIL import Image as PILImage
 from sensor_msgs.msg import CompressedImage, Image
 
-from rd_vla_ros.camera_input import check_crop, crop_box, prepare_image, resize_rgb
-from rd_vla_ros.joints import JointMapper, JointStateError
 from rd_vla_ros.model.config import make_config
 from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb
+from rd_vla_ros.runtime.camera_input import check_crop, crop_box, prepare_image, resize_rgb
+from rd_vla_ros.runtime.joints import JointMapper, JointStateError
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)

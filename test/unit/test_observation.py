@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rd_vla_ros.observation import AssemblyLimits, ObservationAssembler, block_kind
+from rd_vla_ros.runtime.observation import AssemblyLimits, ObservationAssembler, block_kind
 
 S = 1_000_000_000
 IMG = np.zeros((4, 4, 3), np.uint8)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from rd_vla_ros.safety import clamp_chunk, command_reference
+from rd_vla_ros.runtime.safety import clamp_chunk, command_reference
 
 LOWER, UPPER, VMAX = np.array([-1.0, 0.0]), np.array([1.0, 1.0]), np.array([1.0, 10.0])
 
@@ -69,7 +69,7 @@ def test_the_velocity_reference_is_the_current_command_not_the_measured_position
 
 
 def test_safety_filter_remembers_the_commanded_trajectory_and_holds_inside_the_limits() -> None:
-    from rd_vla_ros.safety import SafetyFilter
+    from rd_vla_ros.runtime.safety import SafetyFilter
 
     f = SafetyFilter(np.array([-1.0, -1.0]), np.array([1.0, 1.0]), np.array([10.0, 10.0]), velocity_scale=0.5)
     step = 10.0 * 0.5 * 0.02  # 0.1 per row
@@ -93,7 +93,7 @@ def test_safety_filter_remembers_the_commanded_trajectory_and_holds_inside_the_l
 
 
 def test_a_robot_far_from_its_last_command_starts_from_where_it_is() -> None:
-    from rd_vla_ros.safety import SafetyFilter
+    from rd_vla_ros.runtime.safety import SafetyFilter
 
     lower, upper, vmax = np.full(2, -3.0), np.full(2, 3.0), np.full(2, 5.0)  # 0.1 rad per 20 ms row
     f = SafetyFilter(lower, upper, vmax, max_tracking_error=0.5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rd_vla_ros.scheduler import ReplanScheduler
+from rd_vla_ros.runtime.scheduler import ReplanScheduler
 
 MS = 1_000_000
 PERIOD = 20 * MS

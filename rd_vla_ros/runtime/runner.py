@@ -1,6 +1,6 @@
 """PolicyRunner: Observation -> policy -> ActionChunkData. Shared by the ROS node and the replay tool.
 
-No ROS types: the node converts messages into an `Observation` (rd_vla_ros.observation), the runner
+No ROS types: the node converts messages into an `Observation` (rd_vla_ros.runtime.observation), the runner
 turns it into the policy's tensors, runs one inference with the current InferenceSettings, checks the
 output, and returns an `ActionChunkData` in the robot's joint order.
 """
@@ -14,11 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from rd_vla_ros.camera_input import prepare_image
-from rd_vla_ros.chunk import ActionChunkData
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.model.policy import ChunkPrediction, EncodedObservation, RDVLAPolicy
-from rd_vla_ros.observation import Observation
+from rd_vla_ros.runtime.camera_input import prepare_image
+from rd_vla_ros.runtime.chunk import ActionChunkData
+from rd_vla_ros.runtime.observation import Observation
 
 
 class InvalidOutputError(ValueError):

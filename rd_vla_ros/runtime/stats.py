@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rd_vla_ros.observation import Latest
-from rd_vla_ros.scheduler import ReplanScheduler
+from rd_vla_ros.runtime.observation import Latest
+from rd_vla_ros.runtime.scheduler import ReplanScheduler
 
 
 class RateMeter:
