@@ -6,10 +6,13 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from rd_vla_ros.msg import ActionChunk
+from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.runtime.chunk import ActionChunkData
+from rd_vla_ros.runtime.stats import DiagnosticGroup
 
 _NS_PER_S = 1_000_000_000
 MAX_TIME_NS = (2**31 - 1) * _NS_PER_S + _NS_PER_S - 1  # builtin_interfaces/Time.sec is an int32
@@ -112,3 +115,33 @@ def joint_trajectory(joint_names: list[str], rows: np.ndarray, stamp_ns: int, pe
         point.time_from_start = s_to_duration((i + 1) * period_s)
         msg.points.append(point)
     return msg
+
+
+def arm_trajectories(
+    robot: RobotDescription, rows: np.ndarray, stamp_ns: int, period_s: float, separate_grippers: bool
+) -> list[tuple[JointTrajectory, JointTrajectory | None]]:
+    """(R, J) rows in the robot's joint order -> per arm: its trajectory (arm joints, plus the gripper
+    unless `separate_grippers`) and the gripper's own trajectory (None when not separate or no gripper)."""
+    names = robot.joint_names
+    out: list[tuple[JointTrajectory, JointTrajectory | None]] = []
+    for arm in robot.arms:
+        joints = list(arm.joints) if separate_grippers else list(arm.joint_names)
+        arm_msg = joint_trajectory(joints, rows[:, [names.index(j) for j in joints]], stamp_ns, period_s)
+        gripper_msg = None
+        if separate_grippers and arm.gripper:
+            gripper_msg = joint_trajectory([arm.gripper], rows[:, [names.index(arm.gripper)]], stamp_ns, period_s)
+        out.append((arm_msg, gripper_msg))
+    return out
+
+
+def diagnostic_array(groups: list[DiagnosticGroup], stamp: Time, node_name: str) -> DiagnosticArray:
+    """The node's diagnostic groups as one DiagnosticArray (status names prefixed by the node's name)."""
+    array = DiagnosticArray()
+    array.header.stamp = stamp
+    array.status = [
+        DiagnosticStatus(level=DiagnosticStatus.WARN if g.warn else DiagnosticStatus.OK,
+                         name=f"{node_name}: {g.name}", message=g.message, hardware_id="rd_vla",
+                         values=[KeyValue(key=k, value=v) for k, v in g.values])
+        for g in groups
+    ]  # fmt: skip
+    return array

@@ -19,7 +19,8 @@ from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.model.halting import HALTING_CRITERIA, make_criterion
 from rd_vla_ros.model.horizon import HORIZON_SCHEDULES, make_schedule
 from rd_vla_ros.ros.inputs import instruction_problem
-from rd_vla_ros.runtime.blending import BLENDING_MODES
+from rd_vla_ros.runtime.blending import BLENDING_MODES, ChunkBlender
+from rd_vla_ros.runtime.control_loop import ControlLoop
 from rd_vla_ros.runtime.observation import AssemblyLimits
 
 _TYPES = {
@@ -220,6 +221,24 @@ def assembly_limits(values: dict[str, Any]) -> AssemblyLimits:
         joint_state_max_age_s=values["inputs.joint_state_max_age_s"],
         sync_tolerance_s=values["inputs.sync_tolerance_s"],
     )
+
+
+def apply_to_loop(loop: ControlLoop, values: dict[str, Any], changes: dict[str, Any], now_ns: int) -> None:
+    """Validated values to a running control loop (the caller holds loop.command_lock, so that disabling
+    motion and the inference thread's next command are ordered)."""
+    loop.runner.settings = inference_settings(values)
+    loop.hold_timeout_s = values["safety.hold_timeout_s"]
+    with loop.inputs_lock:
+        loop.assembler.limits = assembly_limits(values)
+        if "instruction" in changes and values["instruction"]:
+            loop.assembler.instruction.update(values["instruction"], now_ns, now_ns)
+    loop.set_motion(values["motion_enabled"])  # disabling motion while active sends a hold
+    loop.safety.velocity_scale = values["safety.velocity_scale"]
+    loop.safety.velocity_reference = values["safety.velocity_reference"]
+    loop.safety.max_tracking_error = values["safety.max_tracking_error"]
+    loop.scheduler.settle_ns = round(values["inputs.settle_s"] * 1e9)
+    if any(k.startswith("blending.") for k in changes):
+        loop.blender = ChunkBlender(values["blending.mode"], values["blending.decay"])
 
 
 def torch_threads(value: int) -> int:
