@@ -1,6 +1,7 @@
 """Load a checkpoint into a PolicyRunner on the chosen runtime (torch or onnxruntime) and device.
 
-onnxruntime is imported only when that runtime is chosen."""
+The heavy libraries load here, not when the node starts: transformers (the backbone) for the torch
+runtime, onnxruntime for that one."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from rd_vla_ros.model.checkpoint import load_policy
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.runtime.runner import PolicyRunner
 
@@ -38,6 +38,8 @@ def load_runner(
         loop = " (loop graph for action_mse/fixed depth)" if policy.loop else " (host loop)"
         name = f"onnxruntime {','.join(policy.providers)}{loop}"
     else:
+        from rd_vla_ros.model.checkpoint import load_policy  # the model code (transformers) loads here
+
         policy = load_policy(directory, torch_device).half_backbone(getattr(torch, backbone_dtype))
         name = f"torch {torch_device}" + (f" (backbone {backbone_dtype})" if backbone_dtype != "float32" else "")
     return PolicyRunner(policy, joint_names, camera_names, settings), name

@@ -10,15 +10,18 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from rd_vla_ros.model.config import InferenceSettings
-from rd_vla_ros.model.policy import ChunkPrediction, EncodedObservation, RDVLAPolicy
 from rd_vla_ros.runtime.camera_input import prepare_image
 from rd_vla_ros.runtime.chunk import ActionChunkData
 from rd_vla_ros.runtime.observation import Observation
+
+if TYPE_CHECKING:  # transformers (via the backbone) loads when a checkpoint does, not on import
+    from rd_vla_ros.model.policy import ChunkPrediction, EncodedObservation, RDVLAPolicy
 
 
 class InvalidOutputError(ValueError):
