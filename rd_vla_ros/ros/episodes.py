@@ -1,7 +1,7 @@
 """Recorded bags -> training episodes (plain arrays), decoded once and cached as safetensors.
 
-A bag is read through the replay tool's topic map and the node's own input code: at every control
-tick the observation is assembled exactly as the node would (InputFeed -> ObservationAssembler,
+A bag is read by ros.bag_feed.BagFeed, the path offline replay uses too: at every control tick the
+observation is assembled exactly as the node would (InputFeed -> ObservationAssembler,
 age limits, joint mapping by name, images resized with the runner's resize), and its action target
 is the recorded command at stamp + (i + 1) * period for the H rows of a chunk (CommandTimeline,
 joint_trajectory_controller semantics), padded where the recording has no command. Simulated and
@@ -19,14 +19,11 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from rd_vla_ros.evaluation.commands import CommandTimeline
 from rd_vla_ros.robot import RobotDescription
+from rd_vla_ros.ros.bag_feed import BagFeed, ReplayError
 from rd_vla_ros.ros.bags import BagSource, TopicMap
-from rd_vla_ros.ros.inputs import InputFeed
-from rd_vla_ros.ros.replay import ReplayError, add_command, check_joint_names
 from rd_vla_ros.runtime.camera_input import prepare_image
-from rd_vla_ros.runtime.joints import JointMapper
-from rd_vla_ros.runtime.observation import AssemblyLimits, ObservationAssembler
+from rd_vla_ros.runtime.observation import AssemblyLimits
 from rd_vla_ros.train.episode import Episode
 
 CACHE_VERSION = 1
@@ -49,54 +46,20 @@ def decode_bag(
     crops = crops or {}
     limits = limits or AssemblyLimits()
     period_ns = round(period_s * 1e9)
+    images, proprio, stamps, instructions = [], [], [], []
     with BagSource(path) as bag:
-        bag.require(topic_map.required_topics(camera_names), topic_map.optional_topics())
-        assembler = ObservationAssembler(list(camera_names), limits, topic_map.instruction_default)
-        feed = InputFeed(assembler, JointMapper(robot.joint_names))
-        timeline = CommandTimeline(robot.joint_names)
-        camera_of = {topic: name for name, topic in topic_map.cameras.items() if name in camera_names}
-        missing = [c for c in camera_names if c not in topic_map.cameras]
-        if missing:
-            raise ReplayError(f"the topic map names no topic for camera(s) {missing}")
-        topics = [*camera_of, topic_map.joint_states, *topic_map.command_topics]
-        if topic_map.instruction_topic in bag.topics:
-            topics.append(topic_map.instruction_topic)
-        images, proprio, stamps, instructions = [], [], [], []
-        tick = bag.start_ns
+        feed = BagFeed(bag, topic_map, robot, list(camera_names), limits)
         last = -1
-        rejected: dict[str, int] = {}
-
-        def run_ticks(until: int) -> None:
-            nonlocal tick, last
-            while tick < until:
-                obs, _ = assembler.assemble(tick)
-                if obs is not None and obs.stamp_ns != last:
-                    last = obs.stamp_ns
-                    images.append(
-                        np.stack([prepare_image(obs.images[c], image_size, crops.get(c)) for c in camera_names])
-                    )
-                    proprio.append(obs.joint_positions.astype(np.float32))
-                    stamps.append(obs.stamp_ns)
-                    instructions.append(obs.instruction)
-                tick += period_ns
-
-        for topic, t, msg in bag.messages(topics):
-            run_ticks(t)
-            if topic in camera_of:
-                why = feed.image(camera_of[topic], msg, t)
-            elif topic == topic_map.joint_states:
-                if assembler.joints.count == 0:  # names are checked until one state is accepted
-                    check_joint_names(robot, msg, topic, str(path))
-                why = feed.joint_state(msg, t)
-            elif topic == topic_map.instruction_topic:
-                why = feed.instruction(msg, t)
-            else:
-                why = add_command(timeline, topic_map.command_kind, msg, t)
-            if why:
-                rejected[topic] = rejected.get(topic, 0) + 1
-        run_ticks(bag.end_ns + 1)
-    if rejected:
-        LOG.warning("%s: rejected messages (not used for training): %s", path, rejected)
+        for _, obs, _ in feed.ticks(bag.start_ns, period_ns):
+            if obs is not None and obs.stamp_ns != last:
+                last = obs.stamp_ns
+                images.append(np.stack([prepare_image(obs.images[c], image_size, crops.get(c)) for c in camera_names]))
+                proprio.append(obs.joint_positions.astype(np.float32))
+                stamps.append(obs.stamp_ns)
+                instructions.append(obs.instruction)
+        timeline = feed.timeline
+    if feed.rejected:
+        LOG.warning("%s: rejected messages (not used for training): %s", path, dict(feed.rejected))
     if not stamps:
         raise ReplayError(f"no observation could be assembled from '{path}'")
     if not timeline.commanded_joints():

@@ -18,28 +18,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from sensor_msgs.msg import JointState
 from tqdm import tqdm
 
 from rd_vla_ros.evaluation.commands import CommandTimeline
 from rd_vla_ros.evaluation.metrics import ErrorAccumulator, SettingStats
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.robot import RobotDescription
+from rd_vla_ros.ros.bag_feed import BagFeed, ReplayError
 from rd_vla_ros.ros.bags import BagError, BagSource, TopicMap
-from rd_vla_ros.ros.conversions import action_chunk_from_msg, duration_to_s, time_to_ns
-from rd_vla_ros.ros.inputs import InputFeed
+from rd_vla_ros.ros.conversions import action_chunk_from_msg
 from rd_vla_ros.runtime.chunk import ActionChunkData
-from rd_vla_ros.runtime.joints import JointMapper
-from rd_vla_ros.runtime.observation import AssemblyLimits, Observation, ObservationAssembler, block_kind
+from rd_vla_ros.runtime.observation import AssemblyLimits, Observation, block_kind
 from rd_vla_ros.runtime.runner import InvalidOutputError, PolicyRunner
 from rd_vla_ros.runtime.safety import clamp_chunk
 
 LOG = logging.getLogger(__name__)
 COMMAND_LAG_NS = 1_000_000_000  # a command may be recorded up to this long after the time it targets
-
-
-class ReplayError(ValueError):
-    """The bag cannot be replayed as configured; the message says why."""
 
 
 def sweep_settings(
@@ -171,7 +165,6 @@ class OfflineReplay:
         live_chunks: dict[tuple, ActionChunkData] | None = None,
     ) -> ReplayResult:
         """Replay the bag (optionally only [start_s, start_s + duration_s] after its start)."""
-        bag.require(self.topic_map.required_topics(self.runner.camera_names), self.topic_map.optional_topics())
         joint_names = self.robot.joint_names
         result = ReplayResult(
             bag=str(bag.path),
@@ -182,32 +175,20 @@ class OfflineReplay:
         )
         if live_chunks is not None:
             result.live = LiveComparison(live_chunks, stats=ErrorAccumulator(len(joint_names), self.chunk_length))
-        assembler = ObservationAssembler(
-            list(self.runner.camera_names), self.limits, self.topic_map.instruction_default
-        )
-        mapper = JointMapper(joint_names)
-        feed = InputFeed(assembler, mapper)
-        timeline = CommandTimeline(joint_names)
+        feed = BagFeed(bag, self.topic_map, self.robot, list(self.runner.camera_names), self.limits)
+        timeline = feed.timeline
         self._timeline = timeline
-        camera_of = {topic: name for name, topic in self.topic_map.cameras.items() if name in assembler.cameras}
-        topics = [*camera_of, self.topic_map.joint_states, *self.topic_map.command_topics]
-        if self.topic_map.instruction_topic and self.topic_map.instruction_topic in bag.topics:
-            topics.append(self.topic_map.instruction_topic)
         first_tick = bag.start_ns + round(start_s * 1e9)
         last_tick = bag.end_ns if duration_s is None else min(bag.end_ns, first_tick + round(duration_s * 1e9))
         pending: deque[tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None]] = deque()
-        step = self.stride * self.period_ns
-        tick = first_tick
+        window_ns = self.chunk_length * self.period_ns + COMMAND_LAG_NS  # a chunk's rows and their commands
         previous_stamp = -1
         bar = tqdm(total=round((last_tick - bag.start_ns) / 1e9, 2), unit="s", disable=not progress,
                    desc="replay", dynamic_ncols=True)  # fmt: skip
-        checked_joint_names = False
-
-        def run_ticks(until_ns: int) -> None:
-            nonlocal tick, previous_stamp
-            while tick < until_ns and tick <= last_tick:
+        try:
+            ticks = feed.ticks(first_tick, self.stride * self.period_ns, last_tick, read_until_ns=last_tick + window_ns)
+            for _, obs, reason in ticks:
                 result.ticks += 1
-                obs, reason = assembler.assemble(tick)
                 if obs is None:
                     result.blocked[block_kind(reason)] += 1
                 elif obs.stamp_ns == previous_stamp:
@@ -215,46 +196,17 @@ class OfflineReplay:
                 else:
                     previous_stamp = obs.stamp_ns
                     pending.append(self._infer(obs, result))
-                tick += step
-
-        try:
-            for topic, t, msg in bag.messages(topics):
-                run_ticks(t)
-                if t > last_tick + self.chunk_length * self.period_ns + COMMAND_LAG_NS:
-                    break  # every tick's chunk has its recorded commands
-                if topic in camera_of:
-                    self._count(result, camera_of[topic], feed.image(camera_of[topic], msg, t))
-                elif topic == self.topic_map.joint_states:
-                    if not checked_joint_names:
-                        check_joint_names(self.robot, msg, topic)
-                        checked_joint_names = True
-                    self._count(result, "joint_states", feed.joint_state(msg, t))
-                elif topic == self.topic_map.instruction_topic:
-                    self._count(result, "instruction", feed.instruction(msg, t))
-                else:
-                    self._add_command(timeline, msg, t, result)
-                while pending and pending[0][0] + self.chunk_length * self.period_ns + COMMAND_LAG_NS < t:
+                while pending and pending[0][0] + window_ns < feed.now_ns:  # its commands are all read
                     self._score(pending.popleft(), timeline, result)
-                bar.update(round((t - bag.start_ns) / 1e9, 2) - bar.n)
-            run_ticks(last_tick + 1)
+                bar.update(round((feed.now_ns - bag.start_ns) / 1e9, 2) - bar.n)
         finally:
             bar.close()
+        result.rejected.update(feed.rejected)
         while pending:
             self._score(pending.popleft(), timeline, result)
         result.skipped_topics = dict(bag.skipped)
         self._finish(result, timeline)
         return result
-
-    # ------------------------------------------------------------------------------------ inputs
-    @staticmethod
-    def _count(result: ReplayResult, name: str, rejected: str | None) -> None:
-        if rejected:
-            if not result.rejected[name]:
-                LOG.warning("rejected %s message: %s", name, rejected)
-            result.rejected[name] += 1
-
-    def _add_command(self, timeline: CommandTimeline, msg: Any, t: int, result: ReplayResult) -> None:
-        self._count(result, "commands", add_command(timeline, self.topic_map.command_kind, msg, t))
 
     # --------------------------------------------------------------------------------- inference
     def _infer(
@@ -348,45 +300,6 @@ class OfflineReplay:
                 grid = grid[:: int(np.ceil(grid.size / 20_000))]
             result.commands_t_ns = grid
             result.commands, _ = timeline.targets(grid)
-
-
-def check_joint_names(robot: RobotDescription, msg: JointState, topic: str, source: str = "") -> None:
-    """ReplayError naming the robot's joints a recorded JointState lacks (and the names it has)."""
-    missing = JointMapper(robot.joint_names).missing(list(msg.name))
-    if missing:
-        where = f" in '{source}'" if source else ""
-        raise ReplayError(
-            f"joint names on {topic}{where} do not match the robot configuration '{robot.name}': "
-            f"missing {missing}; the bag's JointState names {list(msg.name)}"
-        )
-
-
-def add_command(timeline: CommandTimeline, kind: str, msg: Any, t: int) -> str | None:
-    """Add one recorded command message (of the topic map's `kind`) to the timeline; returns why it
-    was rejected, or None. Unstamped messages use their receive time `t`."""
-    if kind == "joint_trajectory":
-        start = time_to_ns(msg.header.stamp) or t
-        points = [p for p in msg.points if len(p.positions) == len(msg.joint_names)]
-        if points:
-            times = [start + round(duration_to_s(p.time_from_start) * 1e9) for p in points]
-            timeline.add(list(msg.joint_names), times, np.array([list(p.positions) for p in points]))
-        if len(points) != len(msg.points):
-            return "JointTrajectory point without a position per joint"
-        return None
-    if kind == "joint_state":
-        if len(msg.position) != len(msg.name):
-            return "JointState names and positions differ in length"
-        timeline.add(list(msg.name), [time_to_ns(msg.header.stamp) or t], np.array([list(msg.position)]))
-        return None
-    try:  # action_chunk: the rows that were executed
-        chunk = action_chunk_from_msg(msg)
-    except ValueError as err:
-        return str(err)
-    period = round(chunk.control_period_s * 1e9)
-    rows = chunk.positions[: chunk.execution_horizon]
-    times = [(chunk.stamp_ns or t) + (i + 1) * period for i in range(len(rows))]
-    timeline.add(chunk.joint_names, times, rows)
-    return None
 
 
 def load_live_chunks(path: str, topic: str | None = None) -> dict[tuple, ActionChunkData]:

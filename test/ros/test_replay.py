@@ -187,7 +187,7 @@ def test_joint_names_that_do_not_match_the_robot(tmp_path: Path, constant_ckpt: 
                 w.write(topic, "trajectory_msgs/msg/JointTrajectory", t, serialize_message(_trajectory()))
     assert replay([str(bag), "--checkpoint", str(constant_ckpt), "--out", str(tmp_path / "r")]) == 1
     err = capsys.readouterr().err
-    assert "joint names on /joint_states do not match the robot configuration" in err
+    assert f"joint names on /joint_states in '{bag}' do not match the robot configuration" in err
     assert "missing ['left_waist'" in err and "'joint0'" in err
 
 
