@@ -8,9 +8,10 @@
 #   make colcon           build the package as a ROS 2 user would (colcon) in build/colcon_ws
 #
 # ROS 2 distribution: Kilted by default. `make setup ROS_DISTRO=jazzy` / `make test ROS_DISTRO=jazzy`
-# use a second environment (.venv-jazzy, requirements/jazzy.txt, messages built in build/cmake-jazzy)
-# and run the ROS-facing subset (TESTS: messages, node, replay, lifecycle, colcon). Only the
-# command line selects it: a ROS_DISTRO exported by a sourced ROS 2 set-up is ignored.
+# use a second environment (.venv-jazzy, requirements/jazzy.txt, messages built in build/cmake-jazzy,
+# make colcon in build/colcon_ws-jazzy) and run the ROS-facing subset (TESTS: messages, node, replay,
+# lifecycle, colcon). Only the command line selects it: a ROS_DISTRO exported by a sourced ROS 2
+# set-up is ignored.
 #
 # GPU machines: make setup GPU=1 TORCH_PIP_ARGS="--index-url <PyTorch CUDA wheel index>"
 # (the CUDA build of torch and onnxruntime-gpu instead of onnxruntime; see README, "GPU machines").
@@ -26,12 +27,14 @@ VENV ?= .venv
 DEPS_REQ := requirements/main.txt
 NO_DEPS_REQ := requirements/no-deps.txt
 CMAKE_BUILD := build/cmake
+COLCON_WS := build/colcon_ws
 TESTS :=
 else ifeq ($(ROS_DISTRO),jazzy)
 VENV ?= .venv-jazzy
 DEPS_REQ := requirements/jazzy.txt
 NO_DEPS_REQ :=
 CMAKE_BUILD := build/cmake-jazzy
+COLCON_WS := build/colcon_ws-jazzy
 # The ROS-facing subset: message generation and CDR, the node in-process and across processes
 # (lifecycle, parameters, services, timing), bags and replay (offline and live), the colcon build.
 TESTS := test/ros test/multiprocess/test_chunk_across_processes.py test/multiprocess/test_node_managed.py \
@@ -140,7 +143,7 @@ demo: setup
 	$(PY) -m rd_vla_ros.demos.run_demo
 
 colcon: setup
-	$(PY) tools/colcon_build.py $(BUILD)/colcon_ws
+	$(PY) tools/colcon_build.py $(COLCON_WS)
 
 clean:
 	rm -rf $(BUILD)
