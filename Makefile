@@ -7,12 +7,45 @@
 #   make demo             setup, then the demo
 #   make colcon           build the package as a ROS 2 user would (colcon) in build/colcon_ws
 #
+# ROS 2 distribution: Kilted by default. `make setup ROS_DISTRO=jazzy` / `make test ROS_DISTRO=jazzy`
+# use a second environment (.venv-jazzy, requirements/jazzy.txt, messages built in build/cmake-jazzy,
+# make colcon in build/colcon_ws-jazzy) and run the ROS-facing subset (TESTS: messages, node, replay,
+# lifecycle, colcon). Only the command line selects it: a ROS_DISTRO exported by a sourced ROS 2
+# set-up is ignored.
+#
 # GPU machines: make setup GPU=1 TORCH_PIP_ARGS="--index-url <PyTorch CUDA wheel index>"
 # (the CUDA build of torch and onnxruntime-gpu instead of onnxruntime; see README, "GPU machines").
 
 SHELL := /bin/bash
 PYTHON ?= python3
+
+ifneq ($(origin ROS_DISTRO),command line)
+override ROS_DISTRO := kilted
+endif
+ifeq ($(ROS_DISTRO),kilted)
 VENV ?= .venv
+DEPS_REQ := requirements/main.txt
+NO_DEPS_REQ := requirements/no-deps.txt
+CMAKE_BUILD := build/cmake
+COLCON_WS := build/colcon_ws
+TESTS :=
+else ifeq ($(ROS_DISTRO),jazzy)
+VENV ?= .venv-jazzy
+DEPS_REQ := requirements/jazzy.txt
+NO_DEPS_REQ :=
+CMAKE_BUILD := build/cmake-jazzy
+COLCON_WS := build/colcon_ws-jazzy
+# The ROS-facing subset: message generation and CDR, the node in-process and across processes
+# (lifecycle, parameters, services, timing), bags and replay (offline and live), the colcon build.
+TESTS := test/ros test/multiprocess/test_chunk_across_processes.py test/multiprocess/test_node_managed.py \
+  test/multiprocess/test_node_process.py test/multiprocess/test_live_replay.py test/test_colcon.py
+ifneq ($(filter demo lint,$(MAKECMDGOALS)),)
+$(error make $(filter demo lint,$(MAKECMDGOALS)): Kilted only (the Jazzy environment has no simulation and no linters))
+endif
+else
+$(error ROS_DISTRO=$(ROS_DISTRO): kilted (the default) or jazzy)
+endif
+
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMPS := $(VENV)/.rd_vla_stamps
@@ -69,9 +102,9 @@ $(TORCH_STAMP): $(TORCH_REQ) | $(PY)
 	$(PIP) install -q $(TORCH_PIP_ARGS) -r $(TORCH_REQ)
 	@mkdir -p $(STAMPS) && touch $@
 
-$(STAMPS)/deps: requirements/main.txt requirements/no-deps.txt $(TORCH_STAMP)
-	$(PIP) install -q -r requirements/main.txt
-	$(PIP) install -q --no-deps -r requirements/no-deps.txt
+$(STAMPS)/deps: $(DEPS_REQ) $(NO_DEPS_REQ) $(TORCH_STAMP)
+	$(PIP) install -q -r $(DEPS_REQ)
+	$(if $(NO_DEPS_REQ),$(PIP) install -q --no-deps -r $(NO_DEPS_REQ))
 	@mkdir -p $(STAMPS) && touch $@
 
 # GPU: onnxruntime-gpu replaces the CPU onnxruntime (both install the same `onnxruntime` module)
@@ -85,11 +118,11 @@ $(STAMPS)/ort: $(ORT_REQ) $(STAMPS)/deps
 $(STAMPS)/msgs: $(STAMPS)/deps $(STAMPS)/system CMakeLists.txt package.xml $(wildcard msg/*.msg)
 	@mkdir -p $(BUILD)
 	$(PY) tools/patch_wheel_cmake.py $(PREFIX)
-	AMENT_PREFIX_PATH=$(PREFIX) CMAKE_PREFIX_PATH=$(PREFIX) cmake -S . -B $(BUILD)/cmake -G Ninja \
+	AMENT_PREFIX_PATH=$(PREFIX) CMAKE_PREFIX_PATH=$(PREFIX) cmake -S . -B $(CMAKE_BUILD) -G Ninja \
 	  -DPython3_EXECUTABLE=$(PREFIX)/bin/python -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
-	  -DRD_VLA_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF > $(BUILD)/cmake-configure.log
-	cmake --build $(BUILD)/cmake > $(BUILD)/cmake-build.log
-	cmake --install $(BUILD)/cmake > $(BUILD)/cmake-install.log
+	  -DRD_VLA_INSTALL_PYTHON=OFF -DBUILD_TESTING=OFF > $(CMAKE_BUILD)-configure.log
+	cmake --build $(CMAKE_BUILD) > $(CMAKE_BUILD)-build.log
+	cmake --install $(CMAKE_BUILD) > $(CMAKE_BUILD)-install.log
 	@mkdir -p $(STAMPS) && touch $@
 
 $(STAMPS)/editable: setup.py $(STAMPS)/msgs
@@ -98,8 +131,8 @@ $(STAMPS)/editable: setup.py $(STAMPS)/msgs
 
 test: setup
 	@mkdir -p $(ROS_LOG_DIR)
-	@echo "tests: ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) ROS_AUTOMATIC_DISCOVERY_RANGE=$(ROS_AUTOMATIC_DISCOVERY_RANGE)"
-	$(PY) -m pytest $(PYTEST_ARGS)
+	@echo "tests: ROS 2 $(ROS_DISTRO) ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) ROS_AUTOMATIC_DISCOVERY_RANGE=$(ROS_AUTOMATIC_DISCOVERY_RANGE)"
+	$(PY) -m pytest $(TESTS) $(PYTEST_ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
@@ -110,10 +143,10 @@ demo: setup
 	$(PY) -m rd_vla_ros.demos.run_demo
 
 colcon: setup
-	$(PY) tools/colcon_build.py $(BUILD)/colcon_ws
+	$(PY) tools/colcon_build.py $(COLCON_WS)
 
 clean:
 	rm -rf $(BUILD)
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf .venv .venv-jazzy

@@ -262,7 +262,11 @@ def values_from_file(path: str | Path, node_name: str = "/rd_vla_node") -> dict[
                 f"{path} is {'empty' if data is None else 'not a mapping'}: a ROS 2 parameter file maps node names "
                 "to ros__parameters (see config/rd_vla_node.yaml)"
             )
-        loaded = parameter_dict_from_yaml_file(str(path), target_nodes=[node_name])
+        # The node's key as the file spells it ("rd_vla_node" or "/rd_vla_node"): Kilted's rclpy matches
+        # either spelling, Jazzy's (rclpy 7) only the literal key.
+        spellings = {node_name, node_name.lstrip("/"), "/" + node_name.lstrip("/")}
+        keys = [key for key in data if key in spellings] or [node_name]
+        loaded = parameter_dict_from_yaml_file(str(path), target_nodes=keys)
     except (OSError, RuntimeError, yaml.YAMLError) as err:
         reason = " ".join(str(err).split())  # one line
         raise ValueError(f"cannot read parameters from {path}: {reason}") from err

@@ -41,7 +41,7 @@ def node(ros_context):
 def test_shipped_yaml_matches_the_declarations() -> None:
     path = config_path("rd_vla_node.yaml")
     # rclpy's own parser, as the node reads it: nested keys -> dotted names
-    loaded = parameter_dict_from_yaml_file(str(path), target_nodes=["/rd_vla_node"])
+    loaded = parameter_dict_from_yaml_file(str(path), target_nodes=["rd_vla_node"])  # the file's key (Jazzy: literal)
     names = set(loaded) - {"autostart"}
     assert names == set(P.SPECS), f"yaml-only: {names - set(P.SPECS)}, undeclared in yaml: {set(P.SPECS) - names}"
     values = {name: parameter_value_to_python(loaded[name].value) for name in names}
@@ -50,6 +50,17 @@ def test_shipped_yaml_matches_the_declarations() -> None:
         assert loaded[name].value.type == spec.descriptor().type, name
         assert spec.check(list(value) if isinstance(value, list) else value) == "", name
     assert P.validate({k: list(v) if isinstance(v, list) else v for k, v in values.items()}) == ""
+
+
+@pytest.mark.parametrize("key", ["rd_vla_node", "/rd_vla_node"])
+def test_params_file_read_with_either_spelling_of_the_node(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(f"{key}:\n  ros__parameters:\n    halting:\n      threshold: 0.002\n")
+    values = P.values_from_file(path)
+    assert values["halting.threshold"] == 0.002 and values["halting.max_iterations"] == 32
+    path.write_text("other_node:\n  ros__parameters:\n    halting:\n      threshold: 0.002\n")
+    with pytest.raises(ValueError, match="cannot read parameters from"):
+        P.values_from_file(path)
 
 
 def test_every_parameter_has_a_descriptor_with_description_and_range(node) -> None:
