@@ -36,8 +36,8 @@ def token_reasoning(policy: RDVLAPolicy, obs: dict, new_tokens: int) -> tuple[fl
     Returns (prefill seconds, decode seconds)."""
     bb = policy.backbone
     start = time.perf_counter()
-    ids, _ = bb.encode_instructions(obs["instruction"])  # batch 1: no padding
     vision = bb.encode_images(obs["images"])  # (1, V, D)
+    ids = bb.encode_instructions(obs["instruction"])[0].to(vision.device)  # (1, T), batch 1: no padding
     inputs = torch.cat([vision, bb.lm.get_input_embeddings()(ids)], dim=1)  # (1, V+T, D)
     out = bb.lm(inputs_embeds=inputs, use_cache=True)
     past, token = out.past_key_values, out.logits[:, -1:].argmax(-1)  # (1, 1)

@@ -17,7 +17,8 @@ head_step.onnx, the latter without and with I/O binding (binding is the default 
   scratchpad). Weights are random: latency does not depend on their values, and parity holds for any
   weights. Anchors for the GPU table: VLA-Adapter 219 actions/s (chunk 8), OpenVLA-OFT ~110; RD-VLA
   target: an end-to-end chunk under 20 ms on an H100-class GPU.
-The last line is key=value pairs (ort_parity_max_abs, ort_over_torch_cpu_speedup, ...).
+The last line is key=value pairs (ort_parity_max_abs, ort_over_torch_cpu_speedup, torch_chunk12_p50_ms_<device>_<size>,
+...).
 """
 
 from __future__ import annotations
@@ -64,9 +65,11 @@ def make_runtimes(policy: RDVLAPolicy, directory: Path, device: torch.device) ->
     }
     cuda = device.type == "cuda"
     providers = ["CUDAExecutionProvider"] if cuda else ["CPUExecutionProvider"]
-    prefix = "onnxruntime CUDA" if cuda else "onnxruntime"
+    loop = OnnxPolicy(directory, providers, threads, cuda, loop=True)
+    # named by the provider the sessions run on: without onnxruntime-gpu a CUDA request runs on the CPU
+    prefix = "onnxruntime" if not cuda else f"onnxruntime {loop.providers[0].removesuffix('ExecutionProvider')}"
     # the first onnxruntime entry is each device's default
-    runtimes[f"{prefix} (loop graph)"] = OnnxPolicy(directory, providers, threads, cuda, loop=True)
+    runtimes[f"{prefix} (loop graph)"] = loop
     runtimes[f"{prefix} (host loop, plain run)"] = OnnxPolicy(directory, providers, threads, False, loop=False)
     runtimes[f"{prefix} (host loop, I/O binding)"] = OnnxPolicy(directory, providers, threads, True, loop=False)
     return runtimes
@@ -122,6 +125,7 @@ def measure(size: str, repeats: int, device: torch.device) -> tuple[list[list[ob
                      sum(iterations[name]) / len(iterations[name]), parity[name]])  # fmt: skip
     fixed_p50 = {name: percentile_ms(times[name]["fixed"], 50) for name in runtimes}
     stats = {"parity": parity[ort_name], "speedup": fixed_p50["torch"] / fixed_p50[ort_name], "export_s": export_s,
+             "torch_chunk12_p50_ms": fixed_p50["torch"], "ort_chunk12_p50_ms": fixed_p50[ort_name],
              "same_k": float(iterations["torch"] == iterations[ort_name]),
              "bf16_speedup": fixed_p50["torch"] / fixed_p50["torch bf16 backbone"],
              "bf16_max_abs": parity["torch bf16 backbone"]}  # fmt: skip
@@ -172,6 +176,8 @@ def main() -> int:
         parts += [f"ort_over_torch_speedup_{name}={s['speedup']:.3f}", f"same_k_{name}={int(s['same_k'])}",
                   f"bf16_backbone_speedup_{name}={s['bf16_speedup']:.3f}",
                   f"export_s_{name}={s['export_s']:.1f}"]  # fmt: skip
+        parts.append(f"torch_chunk12_p50_ms_{name}={s['torch_chunk12_p50_ms']:.4g}")
+        parts.append(f"ort_chunk12_p50_ms_{name}={s['ort_chunk12_p50_ms']:.4g}")
         parts.append(f"ort_binding_over_plain_{name}={s['binding_speedup']:.3f}")
         parts.append(f"ort_loop_graph_over_host_loop_{name}={s['loop_speedup']:.3f}")
         parts.append(f"ort_loop_graph_over_host_loop_adaptive_{name}={s['loop_speedup_adaptive']:.3f}")

@@ -61,4 +61,5 @@ class SyntheticSensors:
 
     def close(self) -> None:
         self.executor.shutdown()
+        self._thread.join(timeout=10)  # a spin thread alive at interpreter exit aborts the process
         self.node.destroy_node()

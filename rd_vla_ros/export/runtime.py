@@ -43,6 +43,8 @@ from rd_vla_ros.model.serialization import from_dict
 from rd_vla_ros.model.tokenizers import make_tokenizer, pad_batch
 
 DEFAULT_PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+# an execution provider's name, or (name, options), e.g. ("CUDAExecutionProvider", {"use_tf32": "0"})
+Provider = str | tuple[str, dict[str, str]]
 
 
 class ExportError(ValueError):
@@ -66,7 +68,7 @@ class OnnxEncoded:
 class OnnxPolicy:
     """Loads encode.onnx + head_step.onnx + manifest.json written by rd_vla_ros.export.onnx.export."""
 
-    def __init__(self, directory: str | Path, providers: tuple[str, ...] | list[str] = DEFAULT_PROVIDERS,
+    def __init__(self, directory: str | Path, providers: tuple[Provider, ...] | list[Provider] = DEFAULT_PROVIDERS,
                  threads: int = 0, io_binding: bool | None = None, loop: bool | None = None) -> None:  # fmt: skip
         import onnxruntime as ort
 
@@ -77,7 +79,7 @@ class OnnxPolicy:
         self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
         self.config: RDVLAConfig = from_dict(RDVLAConfig, self.manifest["config"])
         available = ort.get_available_providers()
-        wanted = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+        wanted = [p for p in providers if (p if isinstance(p, str) else p[0]) in available] or ["CPUExecutionProvider"]
         options = ort.SessionOptions()
         # no busy-waiting worker threads between runs: on a small robot CPU they would take the cores
         # from DDS, the node's callbacks and anything else that runs between two inferences

@@ -26,6 +26,9 @@ class InferenceSettings:
         fixed_depth: > 0 runs exactly this many iterations (no halting); 0 = adaptive.
         horizon: execution-horizon schedule name (see rd_vla_ros.model.horizon): "linear", "binary", "fixed".
         horizon_params: that schedule's parameters (e.g. {"h_max": 8, "h_min": 2, "tau_base": 4}).
+        cuda_graphs: replay one captured CUDA graph per head iteration (rd_vla_ros.model.cuda_graph)
+            instead of launching its kernels one by one; same chunks, less launch overhead on a GPU.
+            Where it cannot be (CPU, onnxruntime, a failed capture) the head runs eagerly.
     """
 
     halting: str = "action_mse"
@@ -35,6 +38,7 @@ class InferenceSettings:
     fixed_depth: int = 0
     horizon: str = "linear"
     horizon_params: dict[str, float] = field(default_factory=dict)
+    cuda_graphs: bool = False
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not (math.isfinite(self.threshold) and self.threshold > 0):
@@ -49,6 +53,8 @@ class InferenceSettings:
             )
         if self.fixed_depth < 0:
             raise ValueError(f"InferenceSettings.fixed_depth must be >= 0 (0 = adaptive), got {self.fixed_depth}")
+        if not isinstance(self.cuda_graphs, bool):
+            raise ValueError(f"InferenceSettings.cuda_graphs must be a bool, got {self.cuda_graphs!r}")
 
     @property
     def effective_threshold(self) -> float | None:

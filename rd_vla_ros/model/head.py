@@ -11,8 +11,9 @@ per-sample masks and memory constant in the number of iterations).
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,7 @@ from torch import nn
 from rd_vla_ros.model.coda import Coda
 from rd_vla_ros.model.context import HeadContext
 from rd_vla_ros.model.core import RecurrentCore
+from rd_vla_ros.model.cuda_graph import HeadGraphs, StepFn
 from rd_vla_ros.model.features import BackboneFeatures
 from rd_vla_ros.model.halting import HaltingCriterion
 from rd_vla_ros.model.head_config import HeadConfig
@@ -64,6 +66,7 @@ class RecurrentDepthHead(nn.Module):
         self.core = RecurrentCore(config)
         self.coda = Coda(config)
         self.gamma_init = nn.Parameter(torch.ones(()))  # learnable scale of the scratchpad noise
+        self.graphs = HeadGraphs()  # CUDA graphs of one iteration (iterate(cuda_graphs=True)), captured lazily
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -158,23 +161,31 @@ class RecurrentDepthHead(nn.Module):
         max_iterations: int = 32,
         generator: torch.Generator | None = None,
         initial_state: torch.Tensor | None = None,
+        cuda_graphs: bool = False,
     ) -> HeadOutput:
         """Adaptive inference: iterate until each sample's criterion fires (after min_iterations) or
         max_iterations. A sample that halted is frozen: its state and chunk stop changing while the
-        rest of the batch continues. Only the current and previous iterate are kept in memory."""
+        rest of the batch continues. Only the current and previous iterate are kept in memory.
+
+        cuda_graphs: replay one captured CUDA graph of the iteration (rd_vla_ros.model.cuda_graph)
+        instead of launching its kernels one by one; eager, with one warning, where that cannot be."""
         if not 1 <= min_iterations <= max_iterations:
             raise ValueError(f"need 1 <= min_iterations <= max_iterations, got {min_iterations}, {max_iterations}")
         ctx = features if isinstance(features, HeadContext) else self.encode_context(features, proprio)
-        state = self.initialize_state(ctx, generator) if initial_state is None else initial_state
-
-        def step(s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            new_state = self.core_step(s, ctx)  # (B, K, D)
-            return new_state, self.predict_from_latents(new_state, ctx)  # (B, K, A)
-
+        state = self.initialize_state(ctx, generator) if initial_state is None else initial_state  # (B, K, D)
+        step = self.graphs.step_fn(self._iteration, state, ctx, self._weights()) if cuda_graphs else None
+        if step is None:
+            step = functools.partial(self._iteration, ctx=ctx)
         return adaptive_loop(step, state, criterion, min_iterations, max_iterations)
 
+    def _iteration(self, state: torch.Tensor, ctx: HeadContext) -> tuple[torch.Tensor, torch.Tensor]:
+        """S_{k-1} (B, K, D) -> S_k (B, K, D), a_k (B, K, A)."""
+        new_state = self.core_step(state, ctx)  # (B, K, D)
+        return new_state, self.predict_from_latents(new_state, ctx)  # (B, K, A)
 
-StepFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    def _weights(self) -> tuple[int, ...]:
+        """Where the head's parameters and buffers live now (a captured graph reads these addresses)."""
+        return tuple(t.data_ptr() for t in itertools.chain(self.parameters(), self.buffers()))
 
 
 def adaptive_loop(

@@ -154,16 +154,23 @@ class RDVLAPolicy(nn.Module):
         encoded: EncodedObservation,
         settings: InferenceSettings | None = None,
         generator: torch.Generator | None = None,
+        initial_state: torch.Tensor | None = None,
     ) -> ChunkPrediction:
-        """Run the recurrent head on already-encoded observations with the given halting settings."""
+        """Run the recurrent head on already-encoded observations with the given halting settings.
+
+        initial_state: the scratchpad S_0 (B, K, D) instead of one drawn from `generator`, e.g. one
+        drawn on the host, so that runs on different devices start from the same S_0."""
         settings = settings or self.config.inference
         start = time.perf_counter()
         lo, hi = settings.iteration_bounds
         name = settings.halting if settings.adaptive else "fixed"
         criterion = make_criterion(name, settings.threshold if settings.adaptive else None)
+        if initial_state is not None:
+            initial_state = initial_state.to(self.device, torch.float32)  # (B, K, D)
         out = self.head.iterate(
-            encoded.features, encoded.proprio, criterion, min_iterations=lo, max_iterations=hi, generator=generator
-        )
+            encoded.features, encoded.proprio, criterion, min_iterations=lo, max_iterations=hi, generator=generator,
+            initial_state=initial_state, cuda_graphs=settings.cuda_graphs,
+        )  # fmt: skip
         actions = self.action_normalizer.unnormalize(out.actions)  # (B, K, A) raw units
         schedule = make_schedule(
             settings.horizon, chunk_length=self.config.head.chunk_length, **settings.horizon_params

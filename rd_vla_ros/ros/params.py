@@ -88,6 +88,9 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("backbone_dtype", "float32", "dtype the backbone runs in (runtime torch): bfloat16 halves its memory "
               "and, on a GPU, its latency; the recurrent head stays float32", read_only=True,
               choices=("float32", "bfloat16", "float16")),
+    ParamSpec("runtime.cuda_graphs", False, "runtime torch on a CUDA device: replay one captured CUDA graph per "
+              "recurrent head iteration instead of launching its kernels one by one (captured at warm-up); "
+              "elsewhere the head runs eagerly (one warning)", read_only=True),
     ParamSpec("torch_threads", 0, "torch intra-op CPU threads; 0 = auto (cores - 1, at least 1: one core stays "
               "free for DDS and callbacks)", read_only=True, low=0, high=256),
     ParamSpec("warmup_runs", 2, "inferences on a blank observation at max_iterations when the node activates, so "
@@ -179,6 +182,8 @@ def validate(values: dict[str, Any]) -> str:
         return "camera_topics and camera_names must have the same length"
     if values["runtime"] != "torch" and values["backbone_dtype"] != "float32":
         return f"backbone_dtype {values['backbone_dtype']} needs runtime torch (an ONNX export is float32)"
+    if values["runtime"] != "torch" and values["runtime.cuda_graphs"]:
+        return "runtime.cuda_graphs needs runtime torch (onnxruntime runs its own graphs)"
     return ""
 
 
@@ -212,6 +217,7 @@ def inference_settings(values: dict[str, Any]) -> InferenceSettings:
         fixed_depth=values["halting.fixed_depth"],
         horizon=schedule,
         horizon_params=horizon_params,
+        cuda_graphs=values["runtime.cuda_graphs"],
     )
 
 

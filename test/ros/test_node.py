@@ -242,3 +242,12 @@ def test_onnxruntime_runtime_is_selected_by_parameter(ros_context, checkpoint: P
     node.trigger_deactivate()
     node.trigger_cleanup()
     node.destroy_node()
+
+
+def test_cuda_graphs_parameter_reaches_the_settings() -> None:
+    values = {p.name: p.default for p in P.PARAMS}
+    assert not P.inference_settings(values).cuda_graphs
+    values["runtime.cuda_graphs"] = True
+    assert P.inference_settings(values).cuda_graphs and P.validate(values) == ""
+    values["runtime"] = "onnxruntime"
+    assert P.validate(values) == "runtime.cuda_graphs needs runtime torch (onnxruntime runs its own graphs)"
