@@ -296,7 +296,7 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
 
     from rd_vla_ros.evaluation.report import write_report
     from rd_vla_ros.model.checkpoint import load_policy
-    from rd_vla_ros.paths import config_path, resolve_checkpoint, resolve_config
+    from rd_vla_ros.paths import config_path, resolve_checkpoint
     from rd_vla_ros.robot import RobotDescription
     from rd_vla_ros.ros import params as P
     from rd_vla_ros.ros.bags import BagSource, TopicMap
@@ -311,7 +311,7 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     topic_map = TopicMap.from_yaml(args.topic_map or config_path("topic_map_aloha.yaml"))
     if args.instruction:
         topic_map.instruction_default = args.instruction
-    robot = RobotDescription.from_yaml(resolve_config(values["robot_description"]))
+    robot = RobotDescription.load(values["robot_description"])
     with BagSource(bag_path) as bag:  # a wrong bag is reported before the checkpoint loads
         bag.require(topic_map.required_topics(list(values["camera_names"])), topic_map.optional_topics())
     checkpoint = resolve_checkpoint(args.checkpoint or values["checkpoint"])

@@ -43,7 +43,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from rd_vla_ros.model.checkpoint import CheckpointError, load_policy
 from rd_vla_ros.msg import ActionChunk
-from rd_vla_ros.paths import resolve_checkpoint, resolve_config
+from rd_vla_ros.paths import resolve_checkpoint
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros import params as P
 from rd_vla_ros.ros.conversions import action_chunk_to_msg, joint_trajectory
@@ -111,7 +111,7 @@ class RDVLANode(LifecycleNode):
             self.get_logger().error(f"configure: invalid parameters: {reason}")
             return TransitionCallbackReturn.FAILURE
         try:
-            self.robot = RobotDescription.from_yaml(resolve_config(self.values["robot_description"]))
+            self.robot = RobotDescription.load(self.values["robot_description"])  # YAML, .urdf, or URDF XML
             directory = resolve_checkpoint(self.values["checkpoint"])
             device = torch.device(self.values["device"])
             torch.set_num_threads(P.torch_threads(self.values["torch_threads"]))

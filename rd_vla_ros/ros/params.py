@@ -91,8 +91,9 @@ PARAMS: list[ParamSpec] = [
               "free for DDS and callbacks)", read_only=True, low=0, high=256),
     ParamSpec("warmup_runs", 2, "inferences on a blank observation at max_iterations when the node activates, so "
               "the first real chunk is not slow (0 = none)", read_only=True, low=0, high=100),
-    ParamSpec("robot_description", "aloha_bimanual.yaml", "robot description YAML: a path, or a file name in the "
-              "package's config/", read_only=True),
+    ParamSpec("robot_description", "aloha_bimanual.yaml", "the robot: a robot description YAML (a path, or a file "
+              "name in the package's config/), a .urdf file, or the URDF XML itself (one arm of its actuated "
+              "joints)", read_only=True),
     ParamSpec("camera_names", ["top"], "camera names, in the checkpoint's order", read_only=True),
     ParamSpec("camera_topics", ["cameras/top/image_raw"],
               "image topic per camera (same order as camera_names)", read_only=True),

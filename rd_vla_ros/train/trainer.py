@@ -88,7 +88,7 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
 
 def load_dataset(cfg: TrainConfig, model: RDVLAConfig, show_progress: bool) -> EpisodeDataset:
     """The run's bags as training samples, prepared for `model` (its cameras, crops, image size, chunk)."""
-    from rd_vla_ros.paths import config_path, resolve_config
+    from rd_vla_ros.paths import config_path
     from rd_vla_ros.robot import RobotDescription
     from rd_vla_ros.ros import params as P
     from rd_vla_ros.ros.bags import TopicMap
@@ -96,7 +96,7 @@ def load_dataset(cfg: TrainConfig, model: RDVLAConfig, show_progress: bool) -> E
 
     values = P.values_from_file(cfg.params or config_path("rd_vla_node.yaml"))
     topic_map = TopicMap.from_yaml(cfg.topic_map or config_path("topic_map_aloha.yaml"))
-    robot = RobotDescription.from_yaml(resolve_config(values["robot_description"]))
+    robot = RobotDescription.load(values["robot_description"])
     limits = P.assembly_limits(values)
     cache = Path(cfg.cache_dir or Path(cfg.out) / "cache")
     cameras, size, chunk, period = (
