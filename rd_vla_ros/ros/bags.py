@@ -222,7 +222,12 @@ class BagSource:
 
 @dataclass
 class TopicMap:
-    """Which recorded topics are the policy's inputs and which are the ground-truth commands."""
+    """Which recorded topics are the policy's inputs and which are the ground-truth commands.
+
+    cameras may be empty (a state-only policy). renames: topic -> {recorded joint name: robot joint
+    name}, for a recording whose joints are named otherwise than the robot description's (q0 -> shoulder);
+    positional_names: topic -> the robot joint names of the positions, in order, for drivers that
+    publish an empty `name` array (used only when a message has no names)."""
 
     cameras: dict[str, str]
     joint_states: str
@@ -230,10 +235,10 @@ class TopicMap:
     instruction_default: str = ""
     command_kind: str = "joint_trajectory"
     command_topics: list[str] = field(default_factory=list)
+    renames: dict[str, dict[str, str]] = field(default_factory=dict)
+    positional_names: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.cameras:
-            raise ValueError("topic_map.cameras must name at least one camera topic")
         if not self.joint_states:
             raise ValueError("topic_map.joint_states must name the JointState topic")
         if self.command_kind not in COMMAND_KINDS:
@@ -268,17 +273,43 @@ class TopicMap:
         for key, value in (("cameras", cameras), ("instruction", instruction), ("commands", commands)):
             if not isinstance(value, dict):
                 raise ValueError(f"{path}: topic_map.{key} must be a mapping")
-        command_topics = commands.get("topics") or []
-        if not isinstance(command_topics, list):
+        command_entries = commands.get("topics") or []
+        if not isinstance(command_entries, list):
             raise ValueError(f"{path}: topic_map.commands.topics must be a list")
+        renames: dict[str, dict[str, str]] = {}
+        positional: dict[str, list[str]] = {}
+        joint_states = _topic_entry(m.get("joint_states") or "", f"{path}: topic_map.joint_states", renames, positional)
+        command_topics = [
+            _topic_entry(entry, f"{path}: topic_map.commands.topics[{i}]", renames, positional)
+            for i, entry in enumerate(command_entries)
+        ]
         return cls(
             cameras=dict(cameras),
-            joint_states=str(m.get("joint_states") or ""),
+            joint_states=joint_states,
             instruction_topic=str(instruction.get("topic") or ""),
             instruction_default=str(instruction.get("default") or ""),
             command_kind=str(commands.get("kind") or "joint_trajectory"),
-            command_topics=list(command_topics),
+            command_topics=command_topics,
+            renames=renames,
+            positional_names=positional,
         )
+
+    def name_joints(self, topic: str, msg: Any) -> Any:
+        """`msg` (JointState, JointTrajectory or ActionChunk of `topic`) with its joint names as the robot
+        description's: positional names where the message has none, then the topic's renames."""
+        attr = "name" if hasattr(msg, "name") else "joint_names"
+        names = list(getattr(msg, attr))
+        if not names and topic in self.positional_names:
+            names = self.positional_names[topic]
+            count = len(msg.position) if attr == "name" else len(msg.points[0].positions) if msg.points else 0
+            if count != len(names):  # left unnamed: rejected downstream with the reason
+                return msg
+        rename = self.renames.get(topic)
+        if rename:
+            names = [rename.get(n, n) for n in names]
+        if names != list(getattr(msg, attr)):
+            setattr(msg, attr, names)
+        return msg
 
     def required_topics(self, cameras: list[str] | None = None) -> dict[str, tuple[str, ...]]:
         """topic -> accepted types: the cameras (only `cameras` when given: those a policy uses), the
@@ -294,3 +325,28 @@ class TopicMap:
     def optional_topics(self) -> dict[str, tuple[str, ...]]:
         """topic -> accepted types for what a bag may lack: the instruction."""
         return {self.instruction_topic: ("std_msgs/msg/String",)} if self.instruction_topic else {}
+
+
+def _topic_entry(entry: Any, where: str, renames: dict[str, dict[str, str]], positional: dict[str, list[str]]) -> str:
+    """A topic map entry: a topic name, or {topic, rename: {recorded: robot}, names: [robot, ...]}."""
+    if isinstance(entry, str):
+        return entry
+    if not isinstance(entry, dict) or not isinstance(entry.get("topic"), str) or not entry["topic"]:
+        raise ValueError(f"{where} must be a topic name or a mapping with 'topic' (and 'rename' or 'names')")
+    unknown = sorted(set(entry) - {"topic", "rename", "names"})
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} (expected topic, rename, names)")
+    topic = entry["topic"]
+    rename = entry.get("rename") or {}
+    if not isinstance(rename, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in rename.items()):
+        raise ValueError(f"{where}.rename must map recorded joint names to robot joint names, got {rename!r}")
+    if len(set(rename.values())) != len(rename):
+        raise ValueError(f"{where}.rename maps two recorded joints onto one robot joint: {rename}")
+    names = entry.get("names") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"{where}.names must be a list of distinct joint names (the positions' order), got {names!r}")
+    if rename:
+        renames[topic] = dict(rename)
+    if names:
+        positional[topic] = list(names)
+    return topic

@@ -222,6 +222,8 @@ class OfflineReplay:
                 run_ticks(t)
                 if t > last_tick + self.chunk_length * self.period_ns + COMMAND_LAG_NS:
                     break  # every tick's chunk has its recorded commands
+                if topic in (self.topic_map.joint_states, *self.topic_map.command_topics):
+                    msg = self.topic_map.name_joints(topic, msg)
                 if topic in camera_of:
                     self._count(result, camera_of[topic], feed.image(camera_of[topic], msg, t))
                 elif topic == self.topic_map.joint_states:
