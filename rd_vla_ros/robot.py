@@ -166,6 +166,32 @@ class RobotDescription:
                    _cameras(robot.get("cameras"), source), source)  # fmt: skip
 
 
+def policy_cameras(
+    given: list[str] | None, no_cameras: bool, robot: RobotDescription, *fallbacks: tuple[str, list[str] | None]
+) -> list[str]:
+    """The cameras a new policy sees, in order: `given` (--cameras), none (--no-cameras: state-only), the
+    robot file's `cameras`, else the first of `fallbacks` ((where, names)) that names some; ValueError
+    (one line) when nothing does, rather than silently ALOHA's."""
+    if given and no_cameras:
+        raise ValueError("--cameras and --no-cameras contradict each other: give one")
+    if no_cameras:
+        return []
+    if given:
+        if len(set(given)) != len(given):
+            raise ValueError(f"--cameras names a camera twice: {given}")
+        return list(given)
+    if robot.cameras:
+        return robot.camera_names
+    for _, names in fallbacks:
+        if names:
+            return list(names)
+    where = ", ".join(["the robot file", *(w for w, _ in fallbacks)])
+    raise ValueError(
+        f"no cameras named for robot '{robot.name}' ({where} name none): give --cameras NAME... (or robot.cameras "
+        "in the robot file), or --no-cameras for a state-only policy"
+    )
+
+
 def _read_urdfs(value: Any, source: str, base_dir: Path) -> list[URDFRobot]:
     if value is None:
         return []

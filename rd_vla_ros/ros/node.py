@@ -65,7 +65,7 @@ class RDVLANode(LifecycleNode):
             self.declare_parameter(spec.name, spec.default, spec.descriptor())
         self.declare_parameter("autostart", False, P.ParamSpec("autostart", False, "configure and activate at "
                                "start-up (no lifecycle manager needed)", read_only=True).descriptor())  # fmt: skip
-        self.values: dict[str, Any] = {p.name: self.get_parameter(p.name).value for p in P.PARAMS}
+        self.values: dict[str, Any] = {p.name: P.declared_value(self, p) for p in P.PARAMS}
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.stats = NodeStats()
         self.rates: dict[str, RateMeter] = {}

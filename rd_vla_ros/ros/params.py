@@ -158,6 +158,14 @@ PARAMS: list[ParamSpec] = [
 SPECS = {p.name: p for p in PARAMS}
 
 
+def declared_value(node: Any, spec: ParamSpec) -> Any:
+    """A declared parameter's value. A list set to [] (camera_names: [] for a state-only policy) is left
+    unset by rclpy, which cannot tell an empty list's type: that is [] here."""
+    value = node.get_parameter_or(spec.name, None)
+    value = None if value is None else value.value
+    return [] if value is None and spec.kind is list else value
+
+
 def validate(values: dict[str, Any]) -> str:
     """ "" when the full parameter set is consistent, else the reason (names the parameter)."""
     for name, value in values.items():
