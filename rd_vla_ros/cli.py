@@ -286,6 +286,8 @@ def bag_info(path: Path, topic_map_path: Path | None) -> int:
             sys.stdout.write(f"{path}: {source.message_count} messages over {duration:.2f} s\n")
             for info in sorted(source.topics.values(), key=lambda t: t.name):
                 sys.stdout.write(f"  {info.name:50s} {info.msgtype:40s} {info.count}\n")
+            for topic, why in source.repaired.items():
+                sys.stdout.write(f"note: {topic}: {why}; it is read with the storage file's\n")
             try:
                 source.require(topic_map.required_topics(), topic_map.optional_topics())
             except BagError as misfit:

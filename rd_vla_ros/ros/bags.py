@@ -12,6 +12,7 @@ import importlib
 import logging
 import sqlite3
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,8 +22,9 @@ from typing import Any
 
 import yaml
 from rclpy.serialization import deserialize_message
-from rosbags.interfaces import Connection
+from rosbags.interfaces import Connection, ConnectionExtRosbag2
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2.reader import DirectoryReader
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
@@ -127,11 +129,40 @@ class BagSource:
         except _CORRUPT as err:
             raise BagError(f"cannot read bag '{self.path}': {type(err).__name__}: {err}") from err
         self.skipped: dict[str, str] = {}  # topic -> why it is not decoded
+        self.repaired: dict[str, str] = {}  # topic -> what in metadata.yaml disagreed with the storage file
+        self.read_counts: Counter[str] = Counter()  # messages read per topic so far (raw, decoded or not)
+        self.shortfall: dict[str, tuple[int, int]] = {}  # topic -> (read, metadata count) after a full read
+        self.warn_shortfall = True  # False: the caller reports `shortfall` itself (rd-vla play: an error)
         self.topics: dict[str, TopicInfo] = {}
         for conn in self._reader.connections:
             previous = self.topics.get(conn.topic)
             count = conn.msgcount + (previous.count if previous else 0)
             self.topics[conn.topic] = TopicInfo(conn.topic, conn.msgtype, count)
+        self._repair_metadata_qos()
+
+    def _repair_metadata_qos(self) -> None:
+        """A directory bag whose metadata.yaml lists a topic with other offered QoS profiles than its
+        storage file (rosbag2's own talker test bag): rosbags matches connections on the QoS too, and
+        would yield none of that topic's messages. Read such topics with the storage file's profiles."""
+        storage = getattr(self._reader, "storage", None)
+        if not isinstance(storage, DirectoryReader):
+            return
+        stored = [c for part in storage.storages for c in part.connections]
+        for i, conn in enumerate(storage.connections):
+            same = [c for c in stored if c.topic == conn.topic and c.msgtype == conn.msgtype]
+            if not same or any(c.ext == conn.ext for c in same):
+                continue
+            ext = same[0].ext
+            if not (isinstance(ext, ConnectionExtRosbag2) and isinstance(conn.ext, ConnectionExtRosbag2)):
+                continue
+            if ext.serialization_format != conn.ext.serialization_format:
+                continue
+            storage.connections[i] = conn._replace(ext=ext)
+            self.repaired[conn.topic] = "metadata.yaml's offered QoS profiles differ from the storage file's"
+            LOG.warning(
+                "bag '%s': %s for %s; reading it with the storage file's (as stored they would match no message)",
+                self.path, self.repaired[conn.topic], conn.topic,
+            )  # fmt: skip
 
     def __enter__(self) -> BagSource:
         return self
@@ -179,15 +210,38 @@ class BagSource:
             raise BagError(f"bag '{self.path}': {'; '.join(wrong)}")
 
     def raw_messages(self, topics: list[str] | None = None) -> Iterator[tuple[Connection, int, bytes]]:
-        """(connection, bag timestamp ns, CDR bytes) in time order, undecoded (for republishing)."""
+        """(connection, bag timestamp ns, CDR bytes) in time order, undecoded (for republishing). A full
+        read that finds fewer messages than the metadata lists is recorded in `shortfall` and warned of."""
         connections = [c for c in self._reader.connections if topics is None or c.topic in topics]
         if not connections:
             return
+        self.read_counts = Counter()
         try:
             for conn, timestamp, raw in self._reader.messages(connections=connections):
+                self.read_counts[conn.topic] += 1
                 yield conn, int(timestamp), bytes(raw)
         except _CORRUPT as err:
             raise BagError(f"bag '{self.path}' is truncated or corrupted: {type(err).__name__}: {err}") from err
+        self._check_counts({c.topic for c in connections})
+
+    def _check_counts(self, topics: set[str]) -> None:
+        """After a full read: topics whose messages are fewer than the metadata says, warned of loudly."""
+        self.shortfall = {
+            t: (self.read_counts[t], self.topics[t].count)
+            for t in sorted(topics)
+            if self.read_counts[t] < self.topics[t].count
+        }
+        if self.shortfall and self.warn_shortfall:
+            LOG.warning("bag '%s': %s", self.path, self.shortfall_text())
+
+    def shortfall_text(self) -> str:
+        """One line: what was read of what the metadata lists, per topic short of it, and why that may be."""
+        parts = ", ".join(f"{t} {got}/{want}" for t, (got, want) in self.shortfall.items())
+        return (
+            f"read fewer messages than its metadata lists ({parts}): the metadata does not describe the storage "
+            "files (a recording that was cut off, files edited or copied apart, connections that match no stored "
+            "message); check it with rd-vla bag-info"
+        )
 
     def messages(self, topics: list[str] | None = None) -> Iterator[tuple[str, int, Any]]:
         """(topic, bag timestamp ns, decoded message) in time order; undecodable topics are skipped
@@ -207,8 +261,10 @@ class BagSource:
             connections.append(conn)
         if not connections:
             return
+        self.read_counts = Counter()
         try:
             for conn, timestamp, raw in self._reader.messages(connections=connections):
+                self.read_counts[conn.topic] += 1
                 try:
                     msg = deserialize_message(bytes(raw), classes[conn.topic])
                 except RuntimeError as err:  # rclpy's RMWError: bytes that are not this type's CDR
@@ -218,6 +274,7 @@ class BagSource:
                 yield conn.topic, int(timestamp), msg
         except _CORRUPT as err:
             raise BagError(f"bag '{self.path}' is truncated or corrupted: {type(err).__name__}: {err}") from err
+        self._check_counts({c.topic for c in connections})
 
 
 @dataclass
