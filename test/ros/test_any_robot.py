@@ -11,6 +11,7 @@ import airo_models
 import pytest
 import yaml
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rd_vla_ros.msg import ActionChunk
 from ros_helpers import spin_until
 
@@ -127,3 +128,22 @@ def test_a_state_only_policy(setup: dict[str, Path], ros_context) -> None:
     # camera_names: [] in the params file (rclpy leaves an empty list unset: the node reads it as [])
     chunk = run_node(ros_context, run / "checkpoint", setup["robot"], [])
     assert list(chunk.joint_names) == JOINTS and list(chunk.input_names) == ["joint_states"]
+
+
+def test_the_node_takes_the_urdf_itself_as_robot_description(setup: dict[str, Path], ros_context) -> None:
+    """robot_description may be the URDF XML (as robot_state_publisher's parameter holds it): one arm of
+    its actuated joints; a checkpoint made for other joints is refused at configure."""
+    root = setup["root"]
+    assert main(["init-checkpoint", str(root / "arm_only"), "--robot", str(UR5E), "--cameras", "wrist"]) == 0
+    for checkpoint, expected in ((root / "arm_only", TransitionCallbackReturn.SUCCESS),
+                                 (root / "init", TransitionCallbackReturn.FAILURE)):  # fmt: skip
+        node = RDVLANode(context=ros_context, parameter_overrides=[
+            Parameter("checkpoint", value=str(checkpoint)), Parameter("robot_description", value=UR5E.read_text()),
+            Parameter("camera_names", value=["wrist"]), Parameter("camera_topics", value=["cameras/wrist/image_raw"]),
+            Parameter("arm_trajectory_topics", value=["arm_controller/joint_trajectory"])])  # fmt: skip
+        try:
+            assert node.trigger_configure() == expected
+            if expected == TransitionCallbackReturn.SUCCESS:
+                assert node.robot is not None and node.robot.joint_names == ARM
+        finally:
+            node.destroy_node()
