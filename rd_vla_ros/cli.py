@@ -111,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("out", type=Path, help="new bag directory (must not exist)")
     demo.add_argument("--seconds", type=float, default=4.0)
     demo.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    demo.add_argument("--robot", default=None, help="record this robot instead (a robot YAML / .urdf): its joints, "
+                      "its cameras' topics, one JointTrajectory per arm on the arm's controller topic")  # fmt: skip
+    demo.add_argument("--instruction", default="transfer the cube", help="the recorded instruction")
 
     rep = sub.add_parser(
         "replay", help="evaluate a checkpoint offline on a bag and sweep halting settings",
@@ -243,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "init-checkpoint":
         return init_checkpoint_command(args)
     if args.command == "demo-bag":
-        return demo_bag(args.out, args.seconds, args.storage)
+        return demo_bag(args.out, args.seconds, args.storage, args.robot, args.instruction)
     if args.command == "replay":
         return replay(args, argv if argv is not None else sys.argv[1:])
     if args.command == "sim-demos":
@@ -300,13 +303,23 @@ def bag_info(path: Path, topic_map_path: Path | None) -> int:
     return 0
 
 
-def demo_bag(out: Path, seconds: float, storage: str) -> int:
+def demo_bag(out: Path, seconds: float, storage: str, robot_file: str | None = None, instruction: str = "") -> int:
     from rd_vla_ros.demos.demo_bag import write_demo_bag
-    from rd_vla_ros.ros.bags import BagError
+    from rd_vla_ros.robot import RobotDescription
 
     try:
-        path = write_demo_bag(out, seconds=seconds, storage=storage)
-    except BagError as err:
+        extra: dict = {}
+        if robot_file:
+            robot = RobotDescription.load(robot_file)
+            missing = [arm.name for arm in robot.arms if not arm.controller]
+            if missing:
+                raise ValueError(f"{robot_file}: arm(s) {missing} name no controller topic (robot.arms[].controller): "
+                                 "demo-bag records each arm's commands there")  # fmt: skip
+            absolute = {name: "/" + topic.lstrip("/") for name, topic in robot.cameras.items()}
+            extra = {"robot": robot, "cameras": absolute,
+                     "command_topics": ["/" + arm.controller.lstrip("/") for arm in robot.arms]}  # fmt: skip
+        path = write_demo_bag(out, seconds=seconds, storage=storage, instruction=instruction, **extra)
+    except ValueError as err:  # BagError, RobotDescriptionError
         sys.stderr.write(f"rd-vla demo-bag: {err}\n")
         return 1
     sys.stdout.write(f"wrote a {seconds:g} s {storage} recording to {path}\n")

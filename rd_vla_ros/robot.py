@@ -5,7 +5,7 @@ Two sources, combined in one small YAML (config/aloha_bimanual.yaml is one):
     robot:
       name: my_arm
       urdf: my_arm.urdf            # optional: joints and position/velocity limits (path relative to this
-                                   # file; a list of files for an arm and a gripper described apart)
+                                   # file, or package://PACKAGE/PATH; a list for an arm and a gripper apart)
       arms:                        # what a URDF does not say: which joints the policy controls, in
         - name: arm                # which order, grouped per arm, which joint is a gripper, and each
           joints: [j1, j2, j3]     # arm's JointTrajectory topic
@@ -31,6 +31,7 @@ import yaml
 from rd_vla_ros.urdf import URDFError, URDFRobot, looks_like_urdf_xml, parse_urdf, read_urdf
 
 LIMIT_KEYS = ("lower", "upper", "velocity")
+PACKAGE_SCHEME = "package://"
 
 
 class RobotDescriptionError(ValueError):
@@ -200,13 +201,31 @@ def _read_urdfs(value: Any, source: str, base_dir: Path) -> list[URDFRobot]:
         raise RobotDescriptionError(f"{source}: robot.urdf must be a file name or a list of file names, got {value!r}")
     models = []
     for f in files:
-        path = Path(f).expanduser()
+        path = _package_path(f, source) if f.startswith(PACKAGE_SCHEME) else Path(f).expanduser()
         path = path if path.is_absolute() else base_dir / path
         try:
             models.append(read_urdf(path))
         except URDFError as err:
             raise RobotDescriptionError(f"{source}: robot.urdf: {err}") from err
     return models
+
+
+def _package_path(url: str, source: str) -> Path:
+    """package://NAME/PATH: PATH in ROS package NAME's share directory (as ROS resolves URDF resources),
+    else in the directory of the installed Python package NAME (e.g. package://airo_models/...)."""
+    import importlib.util
+
+    name, _, rest = url[len(PACKAGE_SCHEME) :].partition("/")
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory(name)) / rest
+    except (ImportError, LookupError, OSError):  # not a ROS package here (or no ROS 2 environment)
+        pass
+    spec = importlib.util.find_spec(name) if name.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise RobotDescriptionError(f"{source}: robot.urdf {url}: no ROS or Python package named '{name}' is installed")
+    return Path(next(iter(spec.submodule_search_locations))) / rest
 
 
 def _arms(value: Any, source: str, robot_name: str, actuated: list[str]) -> list[ArmDescription]:

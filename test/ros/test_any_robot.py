@@ -19,6 +19,7 @@ from rd_vla_ros.cli import main
 from rd_vla_ros.demos.demo_bag import write_demo_bag
 from rd_vla_ros.demos.synthetic import SyntheticSensors
 from rd_vla_ros.model.checkpoint import read_config
+from rd_vla_ros.paths import config_path
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.node import RDVLANode
 
@@ -26,7 +27,6 @@ pytestmark = pytest.mark.ros
 
 AIRO = Path(airo_models.__file__).parent
 UR5E = AIRO / "arms" / "ur5e" / "ur5e.urdf"
-ROBOTIQ = AIRO / "grippers" / "robotiq_2f_85" / "urdf" / "robotiq_2f_85.urdf"
 ARM = ["shoulder_pan_joint", "shoulder_lift_joint", "elbow_joint", "wrist_1_joint", "wrist_2_joint", "wrist_3_joint"]
 JOINTS = [*ARM, "finger_joint"]
 COMMANDS = "/arm_controller/joint_trajectory"
@@ -42,13 +42,12 @@ def write_yaml(path: Path, data: dict) -> Path:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The shipped example robot (config/ur5e_robotiq.yaml, URDFs by package://), recorded by a driver that
+    names its joints q0..q6 (renamed by the topic map), and a state-only recording whose driver publishes
+    empty name arrays (named by position)."""
     root = tmp_path_factory.mktemp("ur5e")
-    robot_yaml = write_yaml(root / "ur5e_robotiq.yaml", {"robot": {
-        "name": "ur5e_robotiq", "urdf": [str(UR5E), str(ROBOTIQ)],
-        "arms": [{"name": "arm", "joints": ARM, "gripper": "finger_joint", "controller": COMMANDS}],
-        "cameras": {"wrist": CAMERA},
-    }})  # fmt: skip
-    robot = RobotDescription.load(str(robot_yaml))
+    robot = RobotDescription.load("ur5e_robotiq.yaml")
+    assert robot.joint_names == JOINTS and robot.camera_names == ["wrist"] and robot.max_velocity[0] == 1.0
     recorded = [f"q{i}" for i in range(len(JOINTS))]
     topic_map = write_yaml(root / "topic_map.yaml", {"topic_map": {
         "cameras": {"wrist": CAMERA},
@@ -64,20 +63,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     common = {"robot": robot, "seconds": 0.6, "command_topics": [COMMANDS], "instruction": "pick up the block"}
     bag = write_demo_bag(root / "ep0", size=32, cameras={"wrist": CAMERA}, state_names=recorded, **common)
     state_bag = write_demo_bag(root / "state0", storage="sqlite3", cameras={}, state_names=[], **common)
-    return {"root": root, "robot": robot_yaml, "topic_map": topic_map, "state_map": state_map, "bag": bag,
-            "state_bag": state_bag}  # fmt: skip
+    return {"root": root, "robot": config_path("ur5e_robotiq.yaml"), "topic_map": topic_map, "state_map": state_map,
+            "bag": bag, "state_bag": state_bag}  # fmt: skip
 
 
-def run_node(ros_context, checkpoint: Path, robot: Path, cameras: list[str], *extra: str) -> ActionChunk:
-    """The node configured from a params file as a user writes it, fed by synthetic sensors: its first chunk."""
-    params = write_yaml(checkpoint.parent / f"node_{len(cameras)}.yaml", {"rd_vla_node": {"ros__parameters": {
-        "checkpoint": str(checkpoint), "robot_description": str(robot), "instruction": "pick up the block",
-        "camera_names": cameras, "camera_topics": [f"cameras/{c}/image_raw" for c in cameras],
-        "arm_trajectory_topics": [COMMANDS.lstrip("/")], "warmup_runs": 1,
-        "halting": {"fixed_depth": 2}, "horizon": {"schedule": "fixed"},
-    }}})  # fmt: skip
-    node = RDVLANode(context=ros_context, cli_args=["--ros-args", "--params-file", str(params), *extra])
-    sensors = SyntheticSensors(ros_context, cameras, JOINTS, size=32)
+def run_node(ros_context, params: Path, *args: str) -> ActionChunk:
+    """The node started as a user starts it (a params file, command-line overrides), fed by synthetic
+    sensors on cameras/<name>/image_raw and joint_states: its first chunk."""
+    node = RDVLANode(context=ros_context, cli_args=["--ros-args", "--params-file", str(params), *args])
+    sensors = SyntheticSensors(ros_context, node.values["camera_names"], JOINTS, size=32)
     chunks: list[ActionChunk] = []
     try:
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -89,6 +83,16 @@ def run_node(ros_context, checkpoint: Path, robot: Path, cameras: list[str], *ex
         sensors.close()
         node.destroy_node()
     return chunks[0]
+
+
+FAST = ["-p", "warmup_runs:=1", "-p", "halting.fixed_depth:=2", "-p", "horizon.schedule:=fixed"]
+
+
+def test_the_docs_recording_fits_the_shipped_topic_map(tmp_path: Path, capsys) -> None:
+    bag = tmp_path / "ep0"
+    assert main(["demo-bag", str(bag), "--robot", "ur5e_robotiq.yaml", "--seconds", "0.2"]) == 0
+    assert main(["bag-info", str(bag), "--topic-map", str(config_path("topic_map_ur5e_robotiq.yaml"))]) == 0
+    assert "the bag has every topic the topic map needs" in capsys.readouterr().out
 
 
 def test_a_ur5e_with_a_gripper_and_a_wrist_camera(setup: dict[str, Path], ros_context, capsys) -> None:
@@ -111,7 +115,10 @@ def test_a_ur5e_with_a_gripper_and_a_wrist_camera(setup: dict[str, Path], ros_co
                  "--topic-map", str(setup["topic_map"]), "--out", str(root / "r2"), "--quiet"]) == 1  # fmt: skip
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"checkpoint joints [{', '.join(JOINTS)}] != robot 'ur5e' joints [" in err
-    chunk = run_node(ros_context, run / "checkpoint", setup["robot"], ["wrist"])
+    # the shipped parameters of docs/robots.md; the synthetic camera publishes under another name: remapped
+    remap = f"{CAMERA}:=/cameras/wrist/image_raw"
+    params = config_path("rd_vla_node_ur5e_robotiq.yaml")
+    chunk = run_node(ros_context, params, "-p", f"checkpoint:={run / 'checkpoint'}", "-r", remap, *FAST)
     assert list(chunk.joint_names) == JOINTS
 
 
@@ -126,7 +133,10 @@ def test_a_state_only_policy(setup: dict[str, Path], ros_context) -> None:
                  str(setup["robot"]), "--topic-map", str(setup["state_map"]), "--out", str(root / "state_replay"),
                  "--fixed-depths", "2", "--thresholds", "1e-2", "--quiet", "--no-plots"]) == 0  # fmt: skip
     # camera_names: [] in the params file (rclpy leaves an empty list unset: the node reads it as [])
-    chunk = run_node(ros_context, run / "checkpoint", setup["robot"], [])
+    params = write_yaml(root / "state_node.yaml", {"rd_vla_node": {"ros__parameters": {
+        "checkpoint": str(run / "checkpoint"), "robot_description": "ur5e_robotiq.yaml", "camera_names": [],
+        "camera_topics": [], "arm_trajectory_topics": [COMMANDS], "instruction": "pick up the block"}}})  # fmt: skip
+    chunk = run_node(ros_context, params, *FAST)
     assert list(chunk.joint_names) == JOINTS and list(chunk.input_names) == ["joint_states"]
 
 
