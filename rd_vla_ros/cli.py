@@ -1,6 +1,6 @@
 """`rd-vla`: the package's command line.
 
-rd-vla init-checkpoint OUT [--preset tiny] [--seed 0]   write a randomly initialised checkpoint
+rd-vla init-checkpoint OUT [--robot R] [--cameras ...]  write a randomly initialised checkpoint for a robot
 rd-vla info CHECKPOINT                                  print a checkpoint's configuration summary
 rd-vla bag-info BAG [--topic-map YAML]                  list a bag's topics, check them against a topic map
 rd-vla demo-bag OUT [--seconds 4] [--storage mcap]      write a small ALOHA-style recording with known content
@@ -25,22 +25,54 @@ from rd_vla_ros.runtime.blending import BLENDING_MODES
 
 if TYPE_CHECKING:
     from rd_vla_ros.model.config import InferenceSettings
+    from rd_vla_ros.robot import RobotDescription
     from rd_vla_ros.sim.scripted import Demonstration
 
 DEFAULT_THRESHOLDS = "1e-2,3e-3,1e-3,3e-4,1e-4"
 DEFAULT_FIXED_DEPTHS = "1,2,4,8,12,16,32"
 
 
-def init_checkpoint(out: Path, preset: str, seed: int) -> Path:
-    """An UNTRAINED policy (random weights, identity normalisation): for tests, demos and benchmarks."""
+def init_checkpoint(
+    out: Path, preset: str, seed: int, robot: RobotDescription | None = None, cameras: list[str] | None = None
+) -> Path:
+    """An UNTRAINED policy (random weights, identity normalisation): for tests, demos and benchmarks.
+    For `robot`'s joints (default ALOHA's) and `cameras` (default ALOHA's top camera; [] = state-only)."""
     import torch
 
     from rd_vla_ros.model.config import make_config
     from rd_vla_ros.model.policy import RDVLAPolicy
 
     torch.manual_seed(seed)
-    policy = RDVLAPolicy(make_config(preset))
-    return save_policy(policy, out, extra={"trained": False, "seed": seed, "preset": preset})
+    policy = RDVLAPolicy(make_config(preset, robot.joint_names if robot else None, cameras))
+    extra = {"trained": False, "seed": seed, "preset": preset, "robot": robot.name if robot else "aloha_bimanual"}
+    return save_policy(policy, out, extra=extra)
+
+
+def init_checkpoint_command(args: argparse.Namespace) -> int:
+    from rd_vla_ros.robot import RobotDescription, policy_cameras
+
+    try:
+        robot = RobotDescription.load(args.robot or "aloha_bimanual.yaml")
+        cameras = policy_cameras(args.cameras, args.no_cameras, robot)
+        path = init_checkpoint(args.out, args.preset, args.seed, robot, cameras)
+    except (ValueError, OSError) as err:  # RobotDescriptionError, CheckpointError are ValueErrors
+        sys.stderr.write(f"rd-vla init-checkpoint: {err}\n")
+        return 1
+    what = f"cameras [{', '.join(cameras)}]" if cameras else "no cameras (state-only)"
+    sys.stdout.write(
+        f"wrote an untrained {args.preset} checkpoint for {robot.name} ({robot.num_joints} joints, {what}) to {path}\n"
+    )
+    return 0
+
+
+def _add_robot_options(parser: argparse.ArgumentParser, cameras_default: str) -> None:
+    """--robot, --cameras, --no-cameras: what a checkpoint is made for."""
+    parser.add_argument("--robot", default=None, help="the robot: a robot YAML, a .urdf file, or a file name in "
+                        "config/ (default: the --params file's robot_description, aloha_bimanual.yaml)")  # fmt: skip
+    parser.add_argument("--cameras", nargs="+", default=None, metavar="NAME",
+                        help=f"cameras the policy sees, in order (default: {cameras_default})")  # fmt: skip
+    parser.add_argument("--no-cameras", action="store_true",
+                        help="a state-only policy: instruction + joint positions, no camera")  # fmt: skip
 
 
 def _floats(text: str) -> list[float]:
@@ -64,8 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init-checkpoint", help="write a randomly initialised (untrained) checkpoint")
     init.add_argument("out", type=Path)
-    init.add_argument("--preset", default="tiny", choices=["tiny", "paper"])
+    init.add_argument("--preset", default="tiny", choices=["tiny", "conv", "paper"])
     init.add_argument("--seed", type=int, default=0)
+    _add_robot_options(init, "the robot file's cameras")
     info = sub.add_parser("info", help="summarise a checkpoint")
     info.add_argument("checkpoint", type=Path)
     bag = sub.add_parser("bag-info", help="list a bag's topics and check them against a topic map")
@@ -78,6 +111,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("out", type=Path, help="new bag directory (must not exist)")
     demo.add_argument("--seconds", type=float, default=4.0)
     demo.add_argument("--storage", default="mcap", choices=["mcap", "sqlite3"])
+    demo.add_argument("--robot", default=None, help="record this robot instead (a robot YAML / .urdf): its joints, "
+                      "its cameras' topics, one JointTrajectory per arm on the arm's controller topic")  # fmt: skip
+    demo.add_argument("--instruction", default="transfer the cube", help="the recorded instruction")
 
     rep = sub.add_parser(
         "replay", help="evaluate a checkpoint offline on a bag and sweep halting settings",
@@ -92,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument(
         "--topic-map", type=Path, default=None, help="topic map YAML (default: config/topic_map_aloha.yaml)"
     )
+    rep.add_argument("--robot", default=None, help="the robot: a robot YAML, a .urdf file, or a file name in "
+                     "config/ (default: the --params file's robot_description)")  # fmt: skip
     rep.add_argument("--instruction", default=None, help="instruction to use (overrides the topic map's default)")
     rep.add_argument("--out", type=Path, default=None, help="report directory (default: replay_<bag name>)")
     rep.add_argument("--thresholds", default=DEFAULT_THRESHOLDS, help="adaptive thresholds to sweep, comma-separated")
@@ -142,8 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--warmup-steps", type=int, default=500)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--preset", default="tiny", choices=["tiny", "conv", "paper"])
-    tr.add_argument("--cameras", nargs="+", default=None,
-                    help="cameras the policy sees, in order (default: top)")  # fmt: skip
+    _add_robot_options(tr, "the robot file's cameras, else the --params file's camera_names, else the topic map's")
     tr.add_argument("--depth-mean", type=float, default=None, help="mean training recurrence (default: 32)")
     tr.add_argument("--shift", type=int, default=4, help="random-shift augmentation in pixels (0 = off)")
     tr.add_argument("--crop", action="append", default=[], metavar="CAMERA=L,T,R,B",
@@ -198,6 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a checkpoint as ONNX graphs for onnxruntime (node runtime:=onnxruntime)")
     ex.add_argument("checkpoint", help="checkpoint directory or 'embedded'")
     ex.add_argument("out", type=Path, help="output directory (encode, head_step, head_loop .onnx; manifest.json)")
+    ex.add_argument("--robot", default=None, help="refuse unless the checkpoint was made for this robot's joints")
     return parser
 
 
@@ -206,11 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "bag-info":
         return bag_info(args.bag, args.topic_map)
     if args.command == "init-checkpoint":
-        path = init_checkpoint(args.out, args.preset, args.seed)
-        sys.stdout.write(f"wrote an untrained {args.preset} checkpoint to {path}\n")
-        return 0
+        return init_checkpoint_command(args)
     if args.command == "demo-bag":
-        return demo_bag(args.out, args.seconds, args.storage)
+        return demo_bag(args.out, args.seconds, args.storage, args.robot, args.instruction)
     if args.command == "replay":
         return replay(args, argv if argv is not None else sys.argv[1:])
     if args.command == "sim-demos":
@@ -253,6 +289,8 @@ def bag_info(path: Path, topic_map_path: Path | None) -> int:
             sys.stdout.write(f"{path}: {source.message_count} messages over {duration:.2f} s\n")
             for info in sorted(source.topics.values(), key=lambda t: t.name):
                 sys.stdout.write(f"  {info.name:50s} {info.msgtype:40s} {info.count}\n")
+            for topic, why in source.repaired.items():
+                sys.stdout.write(f"note: {topic}: {why}; it is read with the storage file's\n")
             try:
                 source.require(topic_map.required_topics(), topic_map.optional_topics())
             except BagError as misfit:
@@ -265,13 +303,23 @@ def bag_info(path: Path, topic_map_path: Path | None) -> int:
     return 0
 
 
-def demo_bag(out: Path, seconds: float, storage: str) -> int:
+def demo_bag(out: Path, seconds: float, storage: str, robot_file: str | None = None, instruction: str = "") -> int:
     from rd_vla_ros.demos.demo_bag import write_demo_bag
-    from rd_vla_ros.ros.bags import BagError
+    from rd_vla_ros.robot import RobotDescription
 
     try:
-        path = write_demo_bag(out, seconds=seconds, storage=storage)
-    except BagError as err:
+        extra: dict = {}
+        if robot_file:
+            robot = RobotDescription.load(robot_file)
+            missing = [arm.name for arm in robot.arms if not arm.controller]
+            if missing:
+                raise ValueError(f"{robot_file}: arm(s) {missing} name no controller topic (robot.arms[].controller): "
+                                 "demo-bag records each arm's commands there")  # fmt: skip
+            absolute = {name: "/" + topic.lstrip("/") for name, topic in robot.cameras.items()}
+            extra = {"robot": robot, "cameras": absolute,
+                     "command_topics": ["/" + arm.controller.lstrip("/") for arm in robot.arms]}  # fmt: skip
+        path = write_demo_bag(out, seconds=seconds, storage=storage, instruction=instruction, **extra)
+    except ValueError as err:  # BagError, RobotDescriptionError
         sys.stderr.write(f"rd-vla demo-bag: {err}\n")
         return 1
     sys.stdout.write(f"wrote a {seconds:g} s {storage} recording to {path}\n")
@@ -295,8 +343,8 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     import torch
 
     from rd_vla_ros.evaluation.report import write_report
-    from rd_vla_ros.model.checkpoint import load_policy
-    from rd_vla_ros.paths import config_path, resolve_checkpoint, resolve_config
+    from rd_vla_ros.model.checkpoint import check_fit, load_policy
+    from rd_vla_ros.paths import config_path, resolve_checkpoint
     from rd_vla_ros.robot import RobotDescription
     from rd_vla_ros.ros import params as P
     from rd_vla_ros.ros.bags import BagSource, TopicMap
@@ -311,13 +359,18 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     topic_map = TopicMap.from_yaml(args.topic_map or config_path("topic_map_aloha.yaml"))
     if args.instruction:
         topic_map.instruction_default = args.instruction
-    robot = RobotDescription.from_yaml(resolve_config(values["robot_description"]))
-    with BagSource(bag_path) as bag:  # a wrong bag is reported before the checkpoint loads
-        bag.require(topic_map.required_topics(list(values["camera_names"])), topic_map.optional_topics())
-    checkpoint = resolve_checkpoint(args.checkpoint or values["checkpoint"])
+    robot = RobotDescription.load(args.robot or values["robot_description"])
+    with BagSource(bag_path) as bag:  # a wrong bag, robot or checkpoint is reported before the checkpoint loads
+        checkpoint = resolve_checkpoint(args.checkpoint or values["checkpoint"])
+        config, _ = read_config(checkpoint)
+        # the cameras a deployed node is configured with (--params), else the checkpoint's own
+        cameras = list(values["camera_names"]) if args.params else list(config.camera_names)
+        where = f"--params {args.params}" if args.params else "checkpoint"
+        check_fit(config, robot.joint_names, cameras, robot=f"robot '{robot.name}'", cameras_from=where)
+        bag.require(topic_map.required_topics(cameras), topic_map.optional_topics())
     torch.set_num_threads(P.torch_threads(args.threads))
     policy = load_policy(checkpoint, torch.device(args.device))
-    runner = PolicyRunner(policy, robot.joint_names, list(values["camera_names"]), P.inference_settings(values))
+    runner = PolicyRunner(policy, robot.joint_names, cameras, P.inference_settings(values))
     sweep = sweep_settings(runner.settings, _floats(args.thresholds), _ints(args.fixed_depths), args.halting)
     live = load_live_chunks(str(args.live), args.live_topic) if args.live else None
     engine = OfflineReplay(runner, robot, topic_map, P.assembly_limits(values), sweep, args.stride,
@@ -345,6 +398,10 @@ def train_command(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // world))
     try:
         # every TrainConfig field has an option of the same name (test: test_train_options_cover_the_config)
+        if args.no_cameras and args.cameras:
+            raise ValueError("--cameras and --no-cameras contradict each other: give one")
+        if args.no_cameras:
+            args.cameras = []
         given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name not in ("bags", "crops")}
         cfg = TrainConfig(bags=[str(b) for b in args.bags], crops=parse_crops(args.crop), **given)
         summary = train(cfg, resume=args.resume, show_progress=not args.quiet)
@@ -419,7 +476,7 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
 
     import torch
 
-    from rd_vla_ros.model.checkpoint import load_policy
+    from rd_vla_ros.model.checkpoint import check_fit, load_policy
     from rd_vla_ros.paths import config_path, resolve_checkpoint
     from rd_vla_ros.robot import RobotDescription
     from rd_vla_ros.runtime.runner import PolicyRunner
@@ -438,6 +495,13 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         sys.stderr.write(f"rd-vla sim-eval: {err}\n")
         return 1
     robot = RobotDescription.from_yaml(config_path("aloha_bimanual.yaml"))
+    try:
+        check_fit(policy.config, robot.joint_names, robot=f"the simulated robot '{robot.name}'")
+        if not policy.config.camera_names:
+            raise CheckpointError("the ALOHA simulation evaluates camera policies; this checkpoint is state-only")
+    except CheckpointError as err:
+        sys.stderr.write(f"rd-vla sim-eval: {err}\n")
+        return 1
     runner = PolicyRunner(policy, robot.joint_names, list(policy.config.camera_names))
     try:
         base = with_horizon(runner.settings, args.horizon, policy.config.head.chunk_length)
@@ -563,13 +627,18 @@ def merge_sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
 
 def export_command(args: argparse.Namespace) -> int:
     from rd_vla_ros.export.onnx import export
-    from rd_vla_ros.model.checkpoint import load_policy
+    from rd_vla_ros.model.checkpoint import check_fit, load_policy
     from rd_vla_ros.paths import resolve_checkpoint
+    from rd_vla_ros.robot import RobotDescription
 
     try:
-        policy = load_policy(resolve_checkpoint(args.checkpoint))
+        checkpoint = resolve_checkpoint(args.checkpoint)
+        if args.robot:
+            robot = RobotDescription.load(args.robot)
+            check_fit(read_config(checkpoint)[0], robot.joint_names, robot=f"robot '{robot.name}'")
+        policy = load_policy(checkpoint)
         manifest = export(policy, args.out)
-    except (OSError, CheckpointError) as err:
+    except (OSError, ValueError) as err:  # CheckpointError, RobotDescriptionError are ValueErrors
         sys.stderr.write(f"rd-vla export: {err}\n")
         return 1
     files = ", ".join(g["file"] for g in manifest["graphs"].values())

@@ -28,6 +28,7 @@ ROS_IMPORTS = {
     "std_srvs": "std_srvs",
     "rosgraph_msgs": "rosgraph_msgs",
     "ament_index_python": "ament_index_python",
+    "urdf_parser_py": "urdfdom_py",
     "launch": "launch",
     "launch_ros": "launch_ros",
 }

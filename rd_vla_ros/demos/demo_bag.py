@@ -62,28 +62,41 @@ def write_demo_bag(
     period_s: float = 0.02,
     instruction: str = "transfer the cube",
     command_kind: str = "joint_trajectory",
+    cameras: dict[str, str] | None = None,
+    command_topics: list[str] | None = None,
+    state_names: list[str] | None = None,
 ) -> Path:
     """Write the recording; returns its path (which must not exist yet).
 
     command_kind: how the commands are recorded (the topic map's commands.kind): "joint_trajectory"
-    (one JointTrajectory per arm on COMMAND_TOPICS), "joint_state" (sensor_msgs/JointState stamped
-    with the time it targets, on /joint_commands) or "action_chunk" (one-row ActionChunks on
-    /policy/action_chunk)."""
+    (one JointTrajectory per arm on `command_topics`, default COMMAND_TOPICS), "joint_state"
+    (sensor_msgs/JointState stamped with the time it targets, on /joint_commands) or "action_chunk"
+    (one-row ActionChunks on /policy/action_chunk). cameras: name -> image topic (default CAMERAS;
+    {} records none). state_names: the names /joint_states publishes for the robot's joints, in
+    robot order (default: the robot's, plus one extra joint; []: an empty `name` array, as some
+    drivers publish)."""
     robot = robot or RobotDescription.from_yaml(config_path("aloha_bimanual.yaml"))
+    cameras = CAMERAS if cameras is None else cameras
+    command_topics = command_topics or COMMAND_TOPICS
     period_ns = round(period_s * 1e9)
     camera_every = max(1, round(1.0 / (camera_hz * period_s)))
     names = robot.joint_names
+    if state_names is not None and state_names and len(state_names) != len(names):
+        raise ValueError(f"state_names needs one name per robot joint ({len(names)}), got {state_names}")
     with BagWriter(path, storage) as bag:
         bag.write("/instruction", "std_msgs/msg/String", START_NS, serialize_message(String(data=instruction)))
         for step in range(round(seconds / period_s)):
             t_ns = START_NS + step * period_ns
             t_s = step * period_s
             if step % camera_every == 0:
-                for i, topic in enumerate(CAMERAS.values()):
+                for i, topic in enumerate(cameras.values()):
                     data = image_cdr(t_ns, topic.split("/")[2], size, size, "rgb8", 3 * size, frame(t_s, size, i))
                     bag.write(topic, "sensor_msgs/msg/Image", t_ns, data)
             measured = demo_command(robot, t_s - period_s)  # (J,) the follower lags one period
-            state = JointState(name=[*names, "extra_joint"], position=[*measured.tolist(), 0.0])
+            if state_names is None:
+                state = JointState(name=[*names, "extra_joint"], position=[*measured.tolist(), 0.0])
+            else:
+                state = JointState(name=list(state_names), position=measured.tolist())
             state.header.stamp = ns_to_time(t_ns)
             bag.write("/joint_states", "sensor_msgs/msg/JointState", t_ns, serialize_message(state))
             target = demo_command(robot, t_s + period_s)  # (J,) reached one period from now
@@ -96,7 +109,7 @@ def write_demo_bag(
                 data = serialize_message(action_chunk_to_msg(chunk))
                 bag.write("/policy/action_chunk", "rd_vla_ros/msg/ActionChunk", t_ns, data)
             else:
-                for arm, topic in zip(robot.arms, COMMAND_TOPICS, strict=True):
+                for arm, topic in zip(robot.arms, command_topics, strict=True):
                     cols = [names.index(n) for n in arm.joint_names]
                     msg = joint_trajectory(list(arm.joint_names), target[None, cols], t_ns, period_s)
                     bag.write(topic, "trajectory_msgs/msg/JointTrajectory", t_ns, serialize_message(msg))

@@ -113,7 +113,9 @@ class VisionLanguageBackbone(nn.Module):
         """Build from sizes, from `config.llm_config`, or (load_pretrained) weights in `config.llm_path`."""
         super().__init__()
         self.config = config
-        if config.uses_conv:  # one keypoint encoder per camera: cameras see different scenes
+        if config.num_cameras == 0:  # state-only: no vision encoder
+            self.vision = nn.ModuleList()
+        elif config.uses_conv:  # one keypoint encoder per camera: cameras see different scenes
             self.vision = nn.ModuleList(
                 ConvKeypointEncoder(config.image_size, config.conv_channels, config.conv_strides,
                                     config.num_keypoints, config.vision_hidden)
@@ -124,7 +126,7 @@ class VisionLanguageBackbone(nn.Module):
                 VisionEncoder(kind, config, i, load_pretrained) for i, kind in enumerate(config.vision_encoders)
             )
         if (
-            config.vision_paths and load_pretrained and not config.uses_conv
+            config.vision_paths and load_pretrained and not config.uses_conv and len(self.vision)
         ):  # remember the loaded architectures (as llm_config)
             config.vision_configs = [
                 enc.model.config.to_dict() if path else None
@@ -194,13 +196,15 @@ class VisionLanguageBackbone(nn.Module):
         return pad_batch([tok.encode(t) for t in texts], tok.pad_id, self.config.max_instruction_tokens)
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, C, 3, H, W) in [0, 1] -> projected vision tokens (B, C*P, D)."""
+        """images (B, C, 3, H, W) in [0, 1] -> projected vision tokens (B, C*P, D); C = 0 (state-only) -> (B, 0, D)."""
         b, c = images.shape[:2]
         if c != self.config.num_cameras or images.shape[-1] != self.config.image_size:
             raise ValueError(
                 f"expected images (B, {self.config.num_cameras}, 3, {self.config.image_size}, "
                 f"{self.config.image_size}), got {tuple(images.shape)}"
             )
+        if c == 0:  # a state-only policy: no vision tokens
+            return self.latent_tokens.new_zeros(b, 0, self.width)  # (B, 0, D)
         if self.config.uses_conv:  # camera i through its own encoder
             tokens = torch.cat([enc(images[:, i]) for i, enc in enumerate(self.vision)], dim=1)  # (B, C*K, Hv)
             return self.projector(tokens)  # (B, C*K, D)

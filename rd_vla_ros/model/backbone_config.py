@@ -23,7 +23,8 @@ class BackboneConfig:
             (image_size // patch_size) ** 2 (ViTs) or num_keypoints (conv).
         conv_channels / conv_strides: the conv encoder's 3x3 blocks (output channels, stride of each).
         num_keypoints: the conv encoder's keypoint maps (= tokens) per camera.
-        num_cameras: cameras per observation.
+        num_cameras: cameras per observation; 0 = a state-only policy (instruction + joint positions:
+            no vision encoder is built and the LLM sees no vision tokens).
         vision_hidden / vision_layers / vision_heads / vision_intermediate: each ViT's size.
         vision_paths: per encoder, a local directory with pretrained weights (SiglipVisionModel /
             Dinov2Model.from_pretrained, offline; a full SigLIP checkpoint works too), or "" for random
@@ -99,13 +100,17 @@ class BackboneConfig:
                     f"BackboneConfig.{name} needs one entry per vision encoder {self.vision_encoders}, got {value}"
                 )
         for name in (
-            "image_size", "patch_size", "num_cameras", "vision_hidden", "vision_layers", "vision_heads",
+            "image_size", "patch_size", "vision_hidden", "vision_layers", "vision_heads",
             "vision_intermediate", "llm_hidden", "llm_layers", "llm_heads", "llm_kv_heads", "llm_intermediate",
             "vocab_size", "num_latent_tokens", "max_instruction_tokens", "lora_alpha", "num_keypoints",
         ):  # fmt: skip
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"BackboneConfig.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.num_cameras, int) or self.num_cameras < 0:
+            raise ValueError(
+                f"BackboneConfig.num_cameras must be an integer >= 0 (0: state-only), got {self.num_cameras!r}"
+            )
         if not self.uses_conv and self.image_size % self.patch_size:
             raise ValueError(
                 f"BackboneConfig.image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"

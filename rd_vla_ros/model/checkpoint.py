@@ -27,6 +27,39 @@ class CheckpointError(ValueError):
     """A checkpoint that does not fit the code or the model; the message names the mismatch."""
 
 
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint made for other joints or cameras than the robot it is asked to drive."""
+
+
+def names(items: list[str]) -> str:
+    """['a', 'b'] -> '[a, b]' (one line, no quotes)."""
+    return "[" + ", ".join(items) + "]"
+
+
+def check_fit(
+    config: RDVLAConfig,
+    joint_names: list[str],
+    camera_names: list[str] | None = None,
+    robot: str = "robot",
+    cameras_from: str = "configured",
+) -> None:
+    """CheckpointMismatchError (one line, both lists and the fix) unless the checkpoint was made for exactly
+    these joints, in this order, and (when given) these cameras."""
+    if list(joint_names) != list(config.joint_names):
+        order = " (the same joints in another order)" if sorted(joint_names) == sorted(config.joint_names) else ""
+        raise CheckpointMismatchError(
+            f"checkpoint joints {names(config.joint_names)} != {robot} joints {names(list(joint_names))}{order}: "
+            "use a checkpoint made for this robot (rd-vla init-checkpoint / train --robot ROBOT) or the robot "
+            "description the checkpoint was made for"
+        )
+    if camera_names is not None and list(camera_names) != list(config.camera_names):
+        raise CheckpointMismatchError(
+            f"checkpoint cameras {names(config.camera_names)} != {cameras_from} cameras {names(list(camera_names))}: "
+            "configure the checkpoint's cameras in its order (node: camera_names / camera_topics; tools: --params "
+            "or the robot file's cameras), or train a checkpoint for these cameras"
+        )
+
+
 def save_checkpoint(model: nn.Module, config: RDVLAConfig, directory: str | Path, extra: dict | None = None) -> Path:
     """Write `directory/model.safetensors` and `directory/config.json`; returns the directory.
 

@@ -80,7 +80,8 @@ class RDVLAConfig:
     Attributes:
         joint_names: the action / proprio layout, e.g. ALOHA's 14 joints (left arm + gripper, right
             arm + gripper). Its length must equal head.action_dim and head.proprio_dim.
-        camera_names: the cameras the policy sees, in backbone order (len == backbone.num_cameras).
+        camera_names: the cameras the policy sees, in backbone order (len == backbone.num_cameras); empty
+            for a state-only policy (instruction + joint positions).
         control_period_s: time between consecutive chunk rows (ALOHA: 0.02 s, 50 Hz).
         camera_crops: camera name -> [left, top, right, bottom] fractions of the incoming frame the
             policy sees (resized to backbone.image_size); cameras not listed are used whole.
@@ -96,6 +97,12 @@ class RDVLAConfig:
     inference: InferenceSettings = field(default_factory=InferenceSettings)
 
     def __post_init__(self) -> None:
+        if not self.joint_names or len(set(self.joint_names)) != len(self.joint_names):
+            raise ValueError(
+                f"RDVLAConfig.joint_names must be distinct names of at least one joint, got {self.joint_names}"
+            )
+        if len(set(self.camera_names)) != len(self.camera_names):
+            raise ValueError(f"RDVLAConfig.camera_names has duplicates: {self.camera_names}")
         j = len(self.joint_names)
         if j != self.head.action_dim or j != self.head.proprio_dim:
             raise ValueError(
@@ -130,9 +137,12 @@ def make_config(
     camera_crops: dict[str, list[float]] | None = None,
     **backbone_overrides: object,
 ) -> RDVLAConfig:
-    """A full configuration from a backbone preset ("tiny" or "paper"); defaults to ALOHA (14 joints)."""
-    joint_names = list(joint_names or ALOHA_JOINTS)
-    camera_names = list(camera_names or ALOHA_CAMERAS)
+    """A full configuration from a backbone preset ("tiny", "conv" or "paper"). joint_names / camera_names
+    None: ALOHA's (14 joints, the top camera); camera_names []: a state-only policy; joint_names []: an error."""
+    joint_names = list(ALOHA_JOINTS if joint_names is None else joint_names)
+    camera_names = list(ALOHA_CAMERAS if camera_names is None else camera_names)
+    if not joint_names:
+        raise ValueError("make_config: joint_names is empty: a policy commands at least one joint")
     backbone = BackboneConfig.from_preset(preset, num_cameras=len(camera_names), **backbone_overrides)
     head_sizes = {
         "tiny": {"d_model": 64, "num_heads": 4}, "conv": {"d_model": 64, "num_heads": 4},

@@ -93,6 +93,8 @@ class BagFeed:
             tick += step_ns
 
     def _feed(self, topic: str, msg: Any, t: int) -> None:
+        if topic in (self.topic_map.joint_states, *self.topic_map.command_topics):
+            msg = self.topic_map.name_joints(topic, msg)  # the topic map's renames / names by position
         if topic in self._camera_of:
             name, why = self._camera_of[topic], self.feed.image(self._camera_of[topic], msg, t)
         elif topic == self.topic_map.joint_states:

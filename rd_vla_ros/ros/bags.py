@@ -12,6 +12,7 @@ import importlib
 import logging
 import sqlite3
 import struct
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -21,8 +22,9 @@ from typing import Any
 
 import yaml
 from rclpy.serialization import deserialize_message
-from rosbags.interfaces import Connection
+from rosbags.interfaces import Connection, ConnectionExtRosbag2
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
+from rosbags.rosbag2.reader import DirectoryReader
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
@@ -127,11 +129,40 @@ class BagSource:
         except _CORRUPT as err:
             raise BagError(f"cannot read bag '{self.path}': {type(err).__name__}: {err}") from err
         self.skipped: dict[str, str] = {}  # topic -> why it is not decoded
+        self.repaired: dict[str, str] = {}  # topic -> what in metadata.yaml disagreed with the storage file
+        self.read_counts: Counter[str] = Counter()  # messages read per topic so far (raw, decoded or not)
+        self.shortfall: dict[str, tuple[int, int]] = {}  # topic -> (read, metadata count) after a full read
+        self.warn_shortfall = True  # False: the caller reports `shortfall` itself (rd-vla play: an error)
         self.topics: dict[str, TopicInfo] = {}
         for conn in self._reader.connections:
             previous = self.topics.get(conn.topic)
             count = conn.msgcount + (previous.count if previous else 0)
             self.topics[conn.topic] = TopicInfo(conn.topic, conn.msgtype, count)
+        self._repair_metadata_qos()
+
+    def _repair_metadata_qos(self) -> None:
+        """A directory bag whose metadata.yaml lists a topic with other offered QoS profiles than its
+        storage file (rosbag2's own talker test bag): rosbags matches connections on the QoS too, and
+        would yield none of that topic's messages. Read such topics with the storage file's profiles."""
+        storage = getattr(self._reader, "storage", None)
+        if not isinstance(storage, DirectoryReader):
+            return
+        stored = [c for part in storage.storages for c in part.connections]
+        for i, conn in enumerate(storage.connections):
+            same = [c for c in stored if c.topic == conn.topic and c.msgtype == conn.msgtype]
+            if not same or any(c.ext == conn.ext for c in same):
+                continue
+            ext = same[0].ext
+            if not (isinstance(ext, ConnectionExtRosbag2) and isinstance(conn.ext, ConnectionExtRosbag2)):
+                continue
+            if ext.serialization_format != conn.ext.serialization_format:
+                continue
+            storage.connections[i] = conn._replace(ext=ext)
+            self.repaired[conn.topic] = "metadata.yaml's offered QoS profiles differ from the storage file's"
+            LOG.warning(
+                "bag '%s': %s for %s; reading it with the storage file's (as stored they would match no message)",
+                self.path, self.repaired[conn.topic], conn.topic,
+            )  # fmt: skip
 
     def __enter__(self) -> BagSource:
         return self
@@ -179,15 +210,38 @@ class BagSource:
             raise BagError(f"bag '{self.path}': {'; '.join(wrong)}")
 
     def raw_messages(self, topics: list[str] | None = None) -> Iterator[tuple[Connection, int, bytes]]:
-        """(connection, bag timestamp ns, CDR bytes) in time order, undecoded (for republishing)."""
+        """(connection, bag timestamp ns, CDR bytes) in time order, undecoded (for republishing). A full
+        read that finds fewer messages than the metadata lists is recorded in `shortfall` and warned of."""
         connections = [c for c in self._reader.connections if topics is None or c.topic in topics]
         if not connections:
             return
+        self.read_counts = Counter()
         try:
             for conn, timestamp, raw in self._reader.messages(connections=connections):
+                self.read_counts[conn.topic] += 1
                 yield conn, int(timestamp), bytes(raw)
         except _CORRUPT as err:
             raise BagError(f"bag '{self.path}' is truncated or corrupted: {type(err).__name__}: {err}") from err
+        self._check_counts({c.topic for c in connections})
+
+    def _check_counts(self, topics: set[str]) -> None:
+        """After a full read: topics whose messages are fewer than the metadata says, warned of loudly."""
+        self.shortfall = {
+            t: (self.read_counts[t], self.topics[t].count)
+            for t in sorted(topics)
+            if self.read_counts[t] < self.topics[t].count
+        }
+        if self.shortfall and self.warn_shortfall:
+            LOG.warning("bag '%s': %s", self.path, self.shortfall_text())
+
+    def shortfall_text(self) -> str:
+        """One line: what was read of what the metadata lists, per topic short of it, and why that may be."""
+        parts = ", ".join(f"{t} {got}/{want}" for t, (got, want) in self.shortfall.items())
+        return (
+            f"read fewer messages than its metadata lists ({parts}): the metadata does not describe the storage "
+            "files (a recording that was cut off, files edited or copied apart, connections that match no stored "
+            "message); check it with rd-vla bag-info"
+        )
 
     def messages(self, topics: list[str] | None = None) -> Iterator[tuple[str, int, Any]]:
         """(topic, bag timestamp ns, decoded message) in time order; undecodable topics are skipped
@@ -207,8 +261,10 @@ class BagSource:
             connections.append(conn)
         if not connections:
             return
+        self.read_counts = Counter()
         try:
             for conn, timestamp, raw in self._reader.messages(connections=connections):
+                self.read_counts[conn.topic] += 1
                 try:
                     msg = deserialize_message(bytes(raw), classes[conn.topic])
                 except RuntimeError as err:  # rclpy's RMWError: bytes that are not this type's CDR
@@ -218,11 +274,17 @@ class BagSource:
                 yield conn.topic, int(timestamp), msg
         except _CORRUPT as err:
             raise BagError(f"bag '{self.path}' is truncated or corrupted: {type(err).__name__}: {err}") from err
+        self._check_counts({c.topic for c in connections})
 
 
 @dataclass
 class TopicMap:
-    """Which recorded topics are the policy's inputs and which are the ground-truth commands."""
+    """Which recorded topics are the policy's inputs and which are the ground-truth commands.
+
+    cameras may be empty (a state-only policy). renames: topic -> {recorded joint name: robot joint
+    name}, for a recording whose joints are named otherwise than the robot description's (q0 -> shoulder);
+    positional_names: topic -> the robot joint names of the positions, in order, for drivers that
+    publish an empty `name` array (used only when a message has no names)."""
 
     cameras: dict[str, str]
     joint_states: str
@@ -230,10 +292,10 @@ class TopicMap:
     instruction_default: str = ""
     command_kind: str = "joint_trajectory"
     command_topics: list[str] = field(default_factory=list)
+    renames: dict[str, dict[str, str]] = field(default_factory=dict)
+    positional_names: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.cameras:
-            raise ValueError("topic_map.cameras must name at least one camera topic")
         if not self.joint_states:
             raise ValueError("topic_map.joint_states must name the JointState topic")
         if self.command_kind not in COMMAND_KINDS:
@@ -268,17 +330,43 @@ class TopicMap:
         for key, value in (("cameras", cameras), ("instruction", instruction), ("commands", commands)):
             if not isinstance(value, dict):
                 raise ValueError(f"{path}: topic_map.{key} must be a mapping")
-        command_topics = commands.get("topics") or []
-        if not isinstance(command_topics, list):
+        command_entries = commands.get("topics") or []
+        if not isinstance(command_entries, list):
             raise ValueError(f"{path}: topic_map.commands.topics must be a list")
+        renames: dict[str, dict[str, str]] = {}
+        positional: dict[str, list[str]] = {}
+        joint_states = _topic_entry(m.get("joint_states") or "", f"{path}: topic_map.joint_states", renames, positional)
+        command_topics = [
+            _topic_entry(entry, f"{path}: topic_map.commands.topics[{i}]", renames, positional)
+            for i, entry in enumerate(command_entries)
+        ]
         return cls(
             cameras=dict(cameras),
-            joint_states=str(m.get("joint_states") or ""),
+            joint_states=joint_states,
             instruction_topic=str(instruction.get("topic") or ""),
             instruction_default=str(instruction.get("default") or ""),
             command_kind=str(commands.get("kind") or "joint_trajectory"),
-            command_topics=list(command_topics),
+            command_topics=command_topics,
+            renames=renames,
+            positional_names=positional,
         )
+
+    def name_joints(self, topic: str, msg: Any) -> Any:
+        """`msg` (JointState, JointTrajectory or ActionChunk of `topic`) with its joint names as the robot
+        description's: positional names where the message has none, then the topic's renames."""
+        attr = "name" if hasattr(msg, "name") else "joint_names"
+        names = list(getattr(msg, attr))
+        if not names and topic in self.positional_names:
+            names = self.positional_names[topic]
+            count = len(msg.position) if attr == "name" else len(msg.points[0].positions) if msg.points else 0
+            if count != len(names):  # left unnamed: rejected downstream with the reason
+                return msg
+        rename = self.renames.get(topic)
+        if rename:
+            names = [rename.get(n, n) for n in names]
+        if names != list(getattr(msg, attr)):
+            setattr(msg, attr, names)
+        return msg
 
     def required_topics(self, cameras: list[str] | None = None) -> dict[str, tuple[str, ...]]:
         """topic -> accepted types: the cameras (only `cameras` when given: those a policy uses), the
@@ -294,3 +382,28 @@ class TopicMap:
     def optional_topics(self) -> dict[str, tuple[str, ...]]:
         """topic -> accepted types for what a bag may lack: the instruction."""
         return {self.instruction_topic: ("std_msgs/msg/String",)} if self.instruction_topic else {}
+
+
+def _topic_entry(entry: Any, where: str, renames: dict[str, dict[str, str]], positional: dict[str, list[str]]) -> str:
+    """A topic map entry: a topic name, or {topic, rename: {recorded: robot}, names: [robot, ...]}."""
+    if isinstance(entry, str):
+        return entry
+    if not isinstance(entry, dict) or not isinstance(entry.get("topic"), str) or not entry["topic"]:
+        raise ValueError(f"{where} must be a topic name or a mapping with 'topic' (and 'rename' or 'names')")
+    unknown = sorted(set(entry) - {"topic", "rename", "names"})
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} (expected topic, rename, names)")
+    topic = entry["topic"]
+    rename = entry.get("rename") or {}
+    if not isinstance(rename, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in rename.items()):
+        raise ValueError(f"{where}.rename must map recorded joint names to robot joint names, got {rename!r}")
+    if len(set(rename.values())) != len(rename):
+        raise ValueError(f"{where}.rename maps two recorded joints onto one robot joint: {rename}")
+    names = entry.get("names") or []
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise ValueError(f"{where}.names must be a list of distinct joint names (the positions' order), got {names!r}")
+    if rename:
+        renames[topic] = dict(rename)
+    if names:
+        positional[topic] = list(names)
+    return topic

@@ -53,7 +53,8 @@ def decode_bag(
         for _, obs, _ in feed.ticks(bag.start_ns, period_ns):
             if obs is not None and obs.stamp_ns != last:
                 last = obs.stamp_ns
-                images.append(np.stack([prepare_image(obs.images[c], image_size, crops.get(c)) for c in camera_names]))
+                frames = [prepare_image(obs.images[c], image_size, crops.get(c)) for c in camera_names]
+                images.append(np.stack(frames) if frames else np.zeros((0, image_size, image_size, 3), np.uint8))
                 proprio.append(obs.joint_positions.astype(np.float32))
                 stamps.append(obs.stamp_ns)
                 instructions.append(obs.instruction)
@@ -64,6 +65,13 @@ def decode_bag(
         raise ReplayError(f"no observation could be assembled from '{path}'")
     if not timeline.commanded_joints():
         raise ReplayError(f"'{path}' has no usable commands on {topic_map.command_topics}")
+    never = [j for j in robot.joint_names if j not in timeline.commanded_joints()]
+    if never:  # every row would be padding: say which joint, not "no recorded command"
+        foreign = sorted(timeline.foreign_joints)
+        raise ReplayError(
+            f"'{path}': joint(s) {never} of robot '{robot.name}' are never commanded on {topic_map.command_topics}"
+            + (f" (the commands name {foreign}, not in the robot: rename them in the topic map)" if foreign else "")
+        )
     if len(set(instructions)) > 1:
         raise ReplayError(f"'{path}' changes its instruction mid-episode ({sorted(set(instructions))})")
     stamps_arr = np.asarray(stamps, dtype=np.int64)  # (N,)

@@ -39,7 +39,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from rd_vla_ros.model.checkpoint import CheckpointError
 from rd_vla_ros.msg import ActionChunk
-from rd_vla_ros.paths import resolve_checkpoint, resolve_config
+from rd_vla_ros.paths import resolve_checkpoint
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros import params as P
 from rd_vla_ros.ros.conversions import action_chunk_to_msg, arm_trajectories, diagnostic_array
@@ -63,7 +63,7 @@ class RDVLANode(ManagedNode):
             self.declare_parameter(spec.name, spec.default, spec.descriptor())
         self.declare_parameter("autostart", False, P.ParamSpec("autostart", False, "configure and activate at "
                                "start-up (no lifecycle manager needed)", read_only=True).descriptor())  # fmt: skip
-        self.values: dict[str, Any] = {p.name: self.get_parameter(p.name).value for p in P.PARAMS}
+        self.values: dict[str, Any] = {p.name: P.declared_value(self, p) for p in P.PARAMS}
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.loop: ControlLoop | None = None  # built on configure
         self.robot: RobotDescription | None = None
@@ -107,7 +107,7 @@ class RDVLANode(ManagedNode):
             self.get_logger().error(f"configure: invalid parameters: {reason}")
             return TransitionCallbackReturn.FAILURE
         try:
-            self.robot = RobotDescription.from_yaml(resolve_config(v["robot_description"]))
+            self.robot = RobotDescription.load(v["robot_description"])  # YAML, .urdf, or URDF XML
             directory = resolve_checkpoint(v["checkpoint"])
             threads = P.torch_threads(v["torch_threads"])
             torch.set_num_threads(threads)

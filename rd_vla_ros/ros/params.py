@@ -95,8 +95,9 @@ PARAMS: list[ParamSpec] = [
               "free for DDS and callbacks)", read_only=True, low=0, high=256),
     ParamSpec("warmup_runs", 2, "inferences on a blank observation at max_iterations when the node activates, so "
               "the first real chunk is not slow (0 = none)", read_only=True, low=0, high=100),
-    ParamSpec("robot_description", "aloha_bimanual.yaml", "robot description YAML: a path, or a file name in the "
-              "package's config/", read_only=True),
+    ParamSpec("robot_description", "aloha_bimanual.yaml", "the robot: a robot description YAML (a path, or a file "
+              "name in the package's config/), a .urdf file, or the URDF XML itself (one arm of its actuated "
+              "joints)", read_only=True),
     ParamSpec("camera_names", ["top"], "camera names, in the checkpoint's order", read_only=True),
     ParamSpec("camera_topics", ["cameras/top/image_raw"],
               "image topic per camera (same order as camera_names)", read_only=True),
@@ -159,6 +160,14 @@ PARAMS: list[ParamSpec] = [
               "of pulling it back; 0 = never", low=0.0, high=10.0),
 ]  # fmt: skip
 SPECS = {p.name: p for p in PARAMS}
+
+
+def declared_value(node: Any, spec: ParamSpec) -> Any:
+    """A declared parameter's value. A list set to [] (camera_names: [] for a state-only policy) is left
+    unset by rclpy, which cannot tell an empty list's type: that is [] here."""
+    value = node.get_parameter_or(spec.name, None)
+    value = None if value is None else value.value
+    return [] if value is None and spec.kind is list else value
 
 
 def validate(values: dict[str, Any]) -> str:

@@ -165,6 +165,7 @@ def play_main(args: argparse.Namespace) -> int:
     node = Node("rd_vla_player")
     try:
         with BagSource(args.bag) as bag:
+            bag.warn_shortfall = False  # reported below, as the error it is here
             if bag.message_count == 0:
                 raise BagError(f"bag '{args.bag}' is empty (no messages)")
             if args.record is not None:
@@ -183,6 +184,9 @@ def play_main(args: argparse.Namespace) -> int:
                 player = BagPlayer(node, bag, args.rate, args.clock, args.topics)
                 player.wait_for_subscribers(args.wait_for, args.wait_timeout)
                 elapsed = player.play(args.start_delay, 0.0)
+            if bag.shortfall:  # data lost silently would look like a node that ignored its inputs
+                raise BagError(f"played {sum(player.published.values())} messages, but bag '{args.bag}' "
+                               + bag.shortfall_text())  # fmt: skip
             duration = (bag.end_ns - bag.start_ns) / 1e9
             sys.stdout.write(
                 f"played {sum(player.published.values())} messages ({duration:.2f} s of recording) in {elapsed:.2f} s "

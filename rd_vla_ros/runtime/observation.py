@@ -85,15 +85,13 @@ class AssemblyLimits:
 
 @dataclass
 class ObservationAssembler:
-    """Holds the latest inputs and builds observations from them."""
+    """Holds the latest inputs and builds observations from them (no cameras: a state-only policy)."""
 
     camera_names: list[str]
     limits: AssemblyLimits = field(default_factory=AssemblyLimits)
     default_instruction: str = ""
 
     def __post_init__(self) -> None:
-        if not self.camera_names:
-            raise ValueError("ObservationAssembler needs at least one camera")
         self.cameras = {name: Latest() for name in self.camera_names}
         self.joints = Latest()
         self.instruction = Latest(value=self.default_instruction or None)
@@ -118,8 +116,8 @@ class ObservationAssembler:
         joint_age = now_ns - self.joints.stamp_ns
         if joint_age > int(self.limits.joint_state_max_age_s * 1e9):
             return None, f"stale joint state ({joint_age / 1e9:.3f} s, limit {self.limits.joint_state_max_age_s} s)"
-        stamps = [c.stamp_ns for c in self.cameras.values()]
-        spread = max(stamps) - min(stamps)
+        stamps = [c.stamp_ns for c in self.cameras.values()]  # none for a state-only policy
+        spread = max(stamps) - min(stamps) if stamps else 0
         if spread > int(self.limits.sync_tolerance_s * 1e9):
             return None, f"cameras out of sync by {spread / 1e9:.3f} s (tolerance {self.limits.sync_tolerance_s} s)"
         obs = Observation(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from rd_vla_ros.model.checkpoint import check_fit
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.runtime.camera_input import prepare_image
 from rd_vla_ros.runtime.chunk import ActionChunkData
@@ -47,14 +48,7 @@ class PolicyRunner:
         settings: InferenceSettings | None = None,
     ) -> None:
         cfg = policy.config
-        if list(joint_names) != list(cfg.joint_names):
-            missing = [j for j in cfg.joint_names if j not in joint_names]
-            raise ValueError(
-                f"the checkpoint's joints {cfg.joint_names} differ from the robot's {list(joint_names)}"
-                + (f" (missing {missing})" if missing else " (order)")
-            )
-        if list(camera_names) != list(cfg.camera_names):
-            raise ValueError(f"the checkpoint expects cameras {cfg.camera_names}, configured {list(camera_names)}")
+        check_fit(cfg, joint_names, camera_names)  # CheckpointMismatchError (a ValueError): both lists, one line
         self.policy = policy.eval()
         self.joint_names = list(joint_names)
         self.camera_names = list(camera_names)
@@ -76,7 +70,10 @@ class PolicyRunner:
         """Observation -> policy batch of one: images (1, C, 3, S, S) in [0, 1], proprio (1, P)."""
         size, crops = self.policy.config.backbone.image_size, self.policy.config.camera_crops
         frames = [prepare_image(obs.images[name], size, crops.get(name)) for name in self.camera_names]  # (S, S, 3)
-        images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)  # (C, 3, S, S)
+        stacked = (
+            np.stack(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
+        )  # (C, S, S, 3); C = 0: state-only
+        images = torch.from_numpy(stacked).permute(0, 3, 1, 2).float().div_(255.0)  # (C, 3, S, S)
         proprio = torch.as_tensor(obs.joint_positions, dtype=torch.float32)  # (P,)
         return {
             "images": images.unsqueeze(0).to(self.device),

@@ -89,6 +89,8 @@ def random_shift(images: torch.Tensor, pad: int, rng: np.random.Generator) -> to
 
     images: (B, C, 3, S, S) -> same shape; every camera of a sample moves by its own offset."""
     b, c, ch, h, w = images.shape
+    if c == 0:  # a state-only policy: nothing to shift
+        return images
     flat = images.reshape(b * c, ch, h, w)
     padded = torch.nn.functional.pad(flat, (pad, pad, pad, pad), mode="replicate")  # (B*C, 3, S+2p, S+2p)
     dx = rng.integers(0, 2 * pad + 1, size=b * c)

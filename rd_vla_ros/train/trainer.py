@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from rd_vla_ros.model.checkpoint import load_policy, save_policy
+from rd_vla_ros.model.checkpoint import check_fit, load_policy, save_policy
 from rd_vla_ros.model.config import RDVLAConfig, make_config
 from rd_vla_ros.model.depth import DepthSamplerConfig
 from rd_vla_ros.model.policy import RDVLAPolicy
 from rd_vla_ros.model.training import OptimizerConfig, make_optimizer
+from rd_vla_ros.robot import RobotDescription, policy_cameras
 from rd_vla_ros.train.dataset import EpisodeDataset
 from rd_vla_ros.train.state import load_optimizer, save_optimizer
 
@@ -50,7 +51,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     preset: str = "tiny"
-    cameras: list[str] | None = None  # None: ALOHA's (the top camera)
+    robot: str | None = None  # robot YAML / .urdf / config name; None: the params file's robot_description
+    cameras: list[str] | None = None  # None: the robot file's, the params file's or the topic map's; []: state-only
     crops: dict[str, list[float]] | None = None  # camera -> [left, top, right, bottom] fractions seen
     train_backbone: bool | None = None  # None: train it unless it has pretrained weights (tiny: yes)
     depth_mean: float | None = None  # None: the paper's 32
@@ -86,17 +88,41 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def load_dataset(cfg: TrainConfig, model: RDVLAConfig, show_progress: bool) -> EpisodeDataset:
-    """The run's bags as training samples, prepared for `model` (its cameras, crops, image size, chunk)."""
-    from rd_vla_ros.paths import config_path, resolve_config
-    from rd_vla_ros.robot import RobotDescription
+@dataclass
+class RunInputs:
+    """What a run reads besides its bags: the node's parameters, the topic map, the robot, the cameras."""
+
+    values: dict[str, Any]
+    topic_map: Any  # rd_vla_ros.ros.bags.TopicMap (imported lazily: training imports no ROS at load time)
+    robot: RobotDescription
+    cameras: list[str]
+
+
+def run_inputs(cfg: TrainConfig) -> RunInputs:
+    """The robot (--robot, else the params file's robot_description) and the cameras (--cameras, else the
+    robot file's, the params file's or the topic map's); ValueError (one line) for any mistake."""
+    from rd_vla_ros.paths import config_path
     from rd_vla_ros.ros import params as P
     from rd_vla_ros.ros.bags import TopicMap
-    from rd_vla_ros.ros.episodes import decode_bag, load_episode
 
     values = P.values_from_file(cfg.params or config_path("rd_vla_node.yaml"))
     topic_map = TopicMap.from_yaml(cfg.topic_map or config_path("topic_map_aloha.yaml"))
-    robot = RobotDescription.from_yaml(resolve_config(values["robot_description"]))
+    robot = RobotDescription.load(cfg.robot or values["robot_description"])
+    params_cameras = list(values["camera_names"]) if cfg.params else None
+    cameras = policy_cameras(cfg.cameras, cfg.cameras == [], robot, ("the --params file", params_cameras),
+                             ("the topic map", list(topic_map.cameras)))  # fmt: skip
+    return RunInputs(values, topic_map, robot, cameras)
+
+
+def load_dataset(
+    cfg: TrainConfig, model: RDVLAConfig, show_progress: bool, inputs: RunInputs | None = None
+) -> EpisodeDataset:
+    """The run's bags as training samples, prepared for `model` (its cameras, crops, image size, chunk)."""
+    from rd_vla_ros.ros import params as P
+    from rd_vla_ros.ros.episodes import decode_bag, load_episode
+
+    inputs = inputs or run_inputs(cfg)
+    values, topic_map, robot = inputs.values, inputs.topic_map, inputs.robot
     limits = P.assembly_limits(values)
     cache = Path(cfg.cache_dir or Path(cfg.out) / "cache")
     cameras, size, chunk, period = (
@@ -117,8 +143,9 @@ def load_dataset(cfg: TrainConfig, model: RDVLAConfig, show_progress: bool) -> E
     return EpisodeDataset(episodes, shift=cfg.shift, proprio_noise=cfg.proprio_noise)
 
 
-def new_policy(cfg: TrainConfig) -> RDVLAPolicy:
-    """A freshly initialised policy for the run (normalisers are fitted to the data afterwards)."""
+def new_policy(cfg: TrainConfig, joint_names: list[str] | None = None, cameras: list[str] | None = None) -> RDVLAPolicy:
+    """A freshly initialised policy for the run (normalisers are fitted to the data afterwards): for
+    `joint_names` and `cameras` (None: ALOHA's and cfg.cameras)."""
     overrides: dict[str, Any] = {}
     if cfg.train_backbone is not None:
         overrides["freeze"] = not cfg.train_backbone
@@ -126,7 +153,8 @@ def new_policy(cfg: TrainConfig) -> RDVLAPolicy:
         overrides["freeze"] = False  # random init: nothing to keep frozen
     if cfg.patch_size is not None:
         overrides["patch_size"] = cfg.patch_size
-    config = make_config(cfg.preset, camera_names=cfg.cameras, camera_crops=cfg.crops, **overrides)
+    cameras = cfg.cameras if cameras is None else cameras
+    config = make_config(cfg.preset, joint_names, cameras, camera_crops=cfg.crops, **overrides)
     if cfg.depth_mean is not None:
         config.depth = DepthSamplerConfig(mean=cfg.depth_mean)
         config.head.mean_recurrence = cfg.depth_mean
@@ -156,11 +184,17 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
     resuming = resume and (ckpt / "config.json").is_file()
     if resume and not resuming and main:
         tqdm.write(f"train: nothing to resume in {ckpt}, starting fresh")
-    policy = load_policy(ckpt) if resuming else new_policy(cfg)
+    inputs = run_inputs(cfg)
+    if resuming:
+        policy = load_policy(ckpt)
+        check_fit(policy.config, inputs.robot.joint_names, inputs.cameras, robot=f"robot '{inputs.robot.name}'",
+                  cameras_from="this run's")  # fmt: skip
+    else:
+        policy = new_policy(cfg, inputs.robot.joint_names, inputs.cameras)
     c = policy.config
     # rank 0 decodes (and caches) the bags first; the others then read the cache
     with accelerator.main_process_first():
-        dataset = load_dataset(cfg, c, show_progress and main)
+        dataset = load_dataset(cfg, c, show_progress and main, inputs)
     if not resuming:
         policy.proprio_normalizer.fit(dataset.proprio)
         policy.action_normalizer.fit(dataset.valid_actions())
@@ -212,7 +246,7 @@ def train(cfg: TrainConfig, resume: bool = False, show_progress: bool = True) ->
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
             accelerator.wait_for_everyone()
             if main:
-                _save(accelerator.unwrap_model(model), optimizer, ckpt, cfg, step + 1, dataset)
+                _save(accelerator.unwrap_model(model), optimizer, ckpt, cfg, step + 1, dataset, inputs.robot.name)
     bar.close()
     checksums = accelerator.gather(torch.tensor([param_checksum(accelerator.unwrap_model(model))], dtype=torch.float64))
     firsts = accelerator.gather(torch.tensor([first_index_sum if first_index_sum is not None else -1]))
@@ -255,13 +289,15 @@ def _leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-def _save(policy: RDVLAPolicy, optimizer: Any, ckpt: Path, cfg: TrainConfig, step: int, data: EpisodeDataset) -> None:
+def _save(
+    policy: RDVLAPolicy, optimizer: Any, ckpt: Path, cfg: TrainConfig, step: int, data: EpisodeDataset, robot: str
+) -> None:
     """Write the checkpoint next to the old one, then swap, so an interrupted save loses nothing."""
     tmp = ckpt.with_name(ckpt.name + ".new")
     if tmp.exists():
         shutil.rmtree(tmp)
     extra = {"trained": True, "step": step, "train_config": asdict(cfg), "episodes": len(data.episodes),
-             "tasks": data.tasks}  # fmt: skip
+             "tasks": data.tasks, "robot": robot}  # fmt: skip
     save_policy(policy, tmp, extra=extra)
     inner = getattr(optimizer, "optimizer", optimizer)  # accelerate's wrapper
     save_optimizer(inner, tmp, {"step": step})

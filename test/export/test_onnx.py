@@ -185,3 +185,18 @@ def test_conv_keypoint_policy_exports_with_parity(tmp_path: Path) -> None:
     a, _ = PolicyRunner(policy, ALOHA_JOINTS, ["top"]).run(o)
     b, _ = PolicyRunner(ort_policy, ALOHA_JOINTS, ["top"]).run(o)
     assert a.iterations == b.iterations and np.abs(a.positions - b.positions).max() < 1e-4
+
+
+def test_state_only_policy_exports_with_parity(tmp_path: Path) -> None:
+    """A policy without cameras (instruction + joint positions) exports and runs like any other."""
+    torch.manual_seed(2)
+    policy = RDVLAPolicy(make_config("tiny", ["a", "b", "c"], [])).eval()
+    export(policy, tmp_path)
+    ort_policy = OnnxPolicy(tmp_path, providers=["CPUExecutionProvider"], threads=1)
+    s = policy.config.backbone.image_size
+    obs = {"images": torch.zeros(2, 0, 3, s, s), "proprio": torch.randn(2, 3), "instruction": ["go", "pick it up"]}
+    settings = InferenceSettings(fixed_depth=4)
+    with torch.no_grad():
+        ref = policy.run_head(policy.encode(obs), settings, torch.Generator().manual_seed(1))
+    got = ort_policy.run_head(ort_policy.encode(obs), settings, torch.Generator().manual_seed(1))
+    assert float((got.actions - ref.actions).abs().max()) < 1e-4

@@ -70,10 +70,10 @@ def test_aloha_description_matches_the_14d_action_layout() -> None:
 
 def test_robot_description_errors_name_the_joint() -> None:
     base = {"arms": [{"name": "left", "joints": ["left_a"], "gripper": None}], "limits": {}}
-    with pytest.raises(ValueError, match="no limits for joint 'left_a'"):
+    with pytest.raises(ValueError, match="no lower/upper/velocity limit for joint 'left_a'"):
         RobotDescription.from_dict(base)
     base["limits"] = {"a": {"lower": 1.0, "upper": 0.0, "velocity": 1.0}}
-    with pytest.raises(ValueError, match="joint 'left_a' needs lower < upper"):
+    with pytest.raises(ValueError, match="joint 'left_a' needs finite lower < upper"):
         RobotDescription.from_dict(base)
     with pytest.raises(ValueError, match=r"robot\.arms is empty"):
         RobotDescription.from_dict({"arms": []})

@@ -55,8 +55,17 @@ def test_missing_inputs() -> None:
 def test_limits_are_validated() -> None:
     with pytest.raises(ValueError, match=r"AssemblyLimits\.sync_tolerance_s must be > 0"):
         AssemblyLimits(sync_tolerance_s=0)
-    with pytest.raises(ValueError, match="at least one camera"):
-        ObservationAssembler([])
+
+
+def test_a_state_only_observation_needs_joints_and_an_instruction() -> None:
+    now = 100 * S
+    a = ObservationAssembler([], AssemblyLimits(0.2, 0.1, 0.05), default_instruction="pick")
+    assert a.assemble(now) == (None, "no joint state yet")
+    a.joints.update(np.arange(3.0), now - S // 200, now)
+    obs, reason = a.assemble(now)
+    assert reason == "" and obs is not None and obs.images == {}
+    assert obs.stamp_ns == now - S // 200 and obs.input_stamps == {"joint_states": now - S // 200}
+    assert a.assemble(now + S)[1].startswith("stale joint state")
 
 
 def test_block_kinds_are_stable_counter_keys() -> None:
