@@ -57,6 +57,8 @@ class ChunkPrediction:
         execution_horizon: (B,) rows to execute before re-planning.
         settings: the InferenceSettings used.
         backbone_latency_s / head_latency_s: wall-clock seconds (whole batch).
+        state: (B, K, D) the final scratchpad S_k* (what a warm start carries to the next chunk; None
+            where the runtime does not return it).
     """
 
     actions: torch.Tensor
@@ -68,6 +70,7 @@ class ChunkPrediction:
     settings: InferenceSettings
     backbone_latency_s: float
     head_latency_s: float
+    state: torch.Tensor | None = None
 
 
 class RDVLAPolicy(nn.Module):
@@ -154,16 +157,21 @@ class RDVLAPolicy(nn.Module):
         encoded: EncodedObservation,
         settings: InferenceSettings | None = None,
         generator: torch.Generator | None = None,
+        previous_state: torch.Tensor | None = None,
+        shift: int = 0,
     ) -> ChunkPrediction:
-        """Run the recurrent head on already-encoded observations with the given halting settings."""
+        """Run the recurrent head on already-encoded observations with the given halting settings.
+        previous_state (B, K, D) / shift: warm-start from a chunk planned `shift` rows earlier (see
+        RecurrentDepthHead.iterate); None = the noise from `generator`."""
         settings = settings or self.config.inference
         start = time.perf_counter()
         lo, hi = settings.iteration_bounds
         name = settings.halting if settings.adaptive else "fixed"
         criterion = make_criterion(name, settings.threshold if settings.adaptive else None)
         out = self.head.iterate(
-            encoded.features, encoded.proprio, criterion, min_iterations=lo, max_iterations=hi, generator=generator
-        )
+            encoded.features, encoded.proprio, criterion, min_iterations=lo, max_iterations=hi, generator=generator,
+            previous_state=previous_state, shift=shift,
+        )  # fmt: skip
         actions = self.action_normalizer.unnormalize(out.actions)  # (B, K, A) raw units
         schedule = make_schedule(
             settings.horizon, chunk_length=self.config.head.chunk_length, **settings.horizon_params
@@ -179,6 +187,7 @@ class RDVLAPolicy(nn.Module):
             settings=settings,
             backbone_latency_s=encoded.backbone_latency_s,
             head_latency_s=time.perf_counter() - start,
+            state=out.state,
         )
 
     @torch.no_grad()

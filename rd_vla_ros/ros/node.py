@@ -171,6 +171,8 @@ class RDVLANode(LifecycleNode):
                 + " ms"
             )
         self._sequence = 0
+        if self.runner is not None:
+            self.runner.reset()  # a warm start begins cold after every activation
         period_s = self.runner.policy.config.control_period_s if self.runner else 0.02
         self.scheduler = ReplanScheduler(round(period_s * 1e9), round(self.values["inputs.settle_s"] * 1e9))
         self.blender = ChunkBlender(self.values["blending.mode"], self.values["blending.decay"])

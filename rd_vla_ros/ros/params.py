@@ -123,6 +123,8 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("halting.min_iterations", 1, "minimum recurrent iterations", low=1, high=256),
     ParamSpec("halting.max_iterations", 32, "maximum recurrent iterations", low=1, high=256),
     ParamSpec("halting.fixed_depth", 0, "run exactly this many iterations; 0 = adaptive halting", low=0, high=256),
+    ParamSpec("halting.warm_start", False, "start each chunk's scratchpad from the previous chunk's final state, "
+              "shifted by the rows executed since, instead of fresh noise (forgotten on activation)"),
     ParamSpec("horizon.schedule", "linear", "execution-horizon schedule", choices=tuple(HORIZON_SCHEDULES)),
     ParamSpec("horizon.binary.tau", 4, "binary: k* above this -> short horizon", low=1, high=256),
     ParamSpec("horizon.binary.h_short", 4, "binary: short horizon (rows)", low=1, high=256),
@@ -211,6 +213,7 @@ def inference_settings(values: dict[str, Any]) -> InferenceSettings:
         fixed_depth=values["halting.fixed_depth"],
         horizon=schedule,
         horizon_params=horizon_params,
+        warm_start=values["halting.warm_start"],
     )
 
 

@@ -52,6 +52,12 @@ def test_shipped_yaml_matches_the_declarations() -> None:
     assert P.validate({k: list(v) if isinstance(v, list) else v for k, v in values.items()}) == ""
 
 
+def test_warm_start_parameter_reaches_the_inference_settings() -> None:
+    values = {p.name: p.default for p in P.PARAMS}
+    assert P.inference_settings(values).warm_start is False
+    assert P.inference_settings({**values, "halting.warm_start": True}).warm_start is True
+
+
 def test_every_parameter_has_a_descriptor_with_description_and_range(node) -> None:
     for spec in P.PARAMS:
         descriptor = node.describe_parameter(spec.name)
