@@ -123,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--warm-start", type=_yes_no, default=None, metavar="yes|no",
                      help="warm-start the scratchpad from the previous chunk's (default: the params file's "
                           "halting.warm_start)")  # fmt: skip
+    rep.add_argument("--warm-start-shift", type=_yes_no, default=None, metavar="yes|no",
+                     help="shift the carried scratchpad by the rows executed (default: the params file's "
+                          "halting.warm_start_shift)")  # fmt: skip
     rep.add_argument("--start", type=float, default=0.0, help="seconds into the bag to start evaluating")
     rep.add_argument("--duration", type=float, default=None, help="seconds to evaluate (default: to the end)")
     rep.add_argument("--tolerance", type=float, default=0.05,
@@ -214,6 +217,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="chunk blending, as the node's blending.mode (default none)")  # fmt: skip
     ev.add_argument("--warm-start", type=_yes_no, default=None, metavar="yes|no",
                     help="warm-start the scratchpad from the previous chunk's, as the node's halting.warm_start "
+                         "(default: the checkpoint's inference setting)")  # fmt: skip
+    ev.add_argument("--warm-start-shift", type=_yes_no, default=None, metavar="yes|no",
+                    help="shift the carried scratchpad by the rows executed, as the node's halting.warm_start_shift "
                          "(default: the checkpoint's inference setting)")  # fmt: skip
     ev.add_argument("--out", type=Path, default=Path("sim_eval.json"), help="results JSON")
     ev.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")
@@ -345,8 +351,9 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
     checkpoint = resolve_checkpoint(args.checkpoint or values["checkpoint"])
     torch.set_num_threads(P.torch_threads(args.threads))
     policy = load_policy(checkpoint, torch.device(args.device))
-    if args.warm_start is not None:
-        values["halting.warm_start"] = args.warm_start
+    for name in ("warm_start", "warm_start_shift"):
+        if getattr(args, name) is not None:
+            values[f"halting.{name}"] = getattr(args, name)
     runner = PolicyRunner(policy, robot.joint_names, list(values["camera_names"]), P.inference_settings(values))
     sweep = sweep_settings(runner.settings, _floats(args.thresholds), _ints(args.fixed_depths), args.halting)
     live = load_live_chunks(str(args.live), args.live_topic) if args.live else None
@@ -460,7 +467,7 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.merge:
         return merge_sim_eval(args, argv)
-    if args.ros and (args.horizon or args.warm_start is not None):
+    if args.ros and (args.horizon or args.warm_start is not None or args.warm_start_shift is not None):
         sys.stderr.write(
             "rd-vla sim-eval: --ros runs the node's deployed settings; --horizon and --warm-start are in-process only\n"
         )
@@ -481,7 +488,9 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         return 2
     if args.warm_start is not None:
         base = replace(base, warm_start=args.warm_start)
-    warm = "warm" if args.warm_start else None
+    if args.warm_start_shift is not None:
+        base = replace(base, warm_start_shift=args.warm_start_shift)
+    warm = ("warm" if base.warm_start_shift else "warm unshifted") if base.warm_start else None
     suffix = "".join(f" [{x}]" for x in (args.horizon, None if args.blending == "none" else args.blending, warm) if x)
     sweep = sweep_for(base, _ints(args.depths), _floats(args.thresholds), suffix)
     seeds = list(range(args.seed, args.seed + args.episodes))
@@ -501,7 +510,7 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
 
     payload = {"command": "rd-vla " + shlex.join(argv), "checkpoint": str(checkpoint), "machine": machine(),
                "horizon": {"schedule": base.horizon, **base.horizon_params}, "seeds": seeds,
-               "blending": args.blending, "warm_start": base.warm_start,
+               "blending": args.blending, "warm_start": base.warm_start, "warm_start_shift": base.warm_start_shift,
                "episodes_per_setting": len(seeds), "episode_steps": 400,
                "results": results}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -132,6 +132,7 @@ class SettingStats:
             "max_iterations": s.iteration_bounds[1],
             "horizon": s.horizon,
             "warm_start": s.warm_start,
+            "warm_start_shift": s.warm_start_shift,
             "blending": self.blending,
             "chunks": len(its),
             "iterations": {

@@ -26,9 +26,11 @@ class InferenceSettings:
         fixed_depth: > 0 runs exactly this many iterations (no halting); 0 = adaptive.
         horizon: execution-horizon schedule name (see rd_vla_ros.model.horizon): "linear", "binary", "fixed".
         horizon_params: that schedule's parameters (e.g. {"h_max": 8, "h_min": 2, "tau_base": 4}).
-        warm_start: start the scratchpad from the previous chunk's final state, shifted by the rows
-            executed since (rd_vla_ros.model.head.shift_state), instead of fresh noise; the caller
-            (PolicyRunner) keeps that state between chunks and forgets it at episode boundaries.
+        warm_start: start the scratchpad from the previous chunk's final state instead of fresh noise;
+            the caller (PolicyRunner) keeps that state between chunks and forgets it at episode boundaries.
+        warm_start_shift: True = shift that state by the rows executed since, so each latent token
+            starts from the one that planned its instant (rd_vla_ros.model.head.shift_state); False =
+            token i starts from the previous token i (same slot, the instant `shift` rows earlier).
     """
 
     halting: str = "action_mse"
@@ -39,6 +41,7 @@ class InferenceSettings:
     horizon: str = "linear"
     horizon_params: dict[str, float] = field(default_factory=dict)
     warm_start: bool = False
+    warm_start_shift: bool = True
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not (math.isfinite(self.threshold) and self.threshold > 0):

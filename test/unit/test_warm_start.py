@@ -77,6 +77,20 @@ def test_warm_start_uses_the_previous_state_shifted_by_the_elapsed_rows(runner: 
     assert not np.allclose(warm.positions, cold_reference(runner, second, WARM), atol=1e-6)
 
 
+def test_unshifted_warm_start_starts_every_token_from_its_own_slot(runner: PolicyRunner) -> None:
+    unshifted = replace(WARM, warm_start_shift=False)
+    runner.reset()
+    first, second = observation(0, seed=1), observation(3 * PERIOD_NS, seed=2)
+    with torch.no_grad():
+        runner.run(first, settings=unshifted)
+        carried = runner._carried[""][1]
+        warm, _ = runner.run(second, settings=unshifted)
+        encoded, _ = runner.encode(second)
+        generator = torch.Generator().manual_seed(second.stamp_ns)
+        by_hand = runner.policy.run_head(encoded, unshifted, generator, previous_state=carried, shift=0)
+    assert np.array_equal(warm.positions, runner.to_chunk(by_hand, second.stamp_ns, 0).positions)
+
+
 def test_reset_and_stale_or_backward_states_start_cold(runner: PolicyRunner) -> None:
     first = observation(0, seed=1)
     for later_ns in (8 * PERIOD_NS, 20 * PERIOD_NS):  # the first chunk's rows are all in the past
