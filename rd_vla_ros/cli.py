@@ -490,7 +490,7 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
         base = replace(base, warm_start=args.warm_start)
     if args.warm_start_shift is not None:
         base = replace(base, warm_start_shift=args.warm_start_shift)
-    warm = ("warm" if base.warm_start_shift else "warm unshifted") if base.warm_start else None
+    warm = ("warm shifted" if base.warm_start_shift else "warm") if base.warm_start else None
     suffix = "".join(f" [{x}]" for x in (args.horizon, None if args.blending == "none" else args.blending, warm) if x)
     sweep = sweep_for(base, _ints(args.depths), _floats(args.thresholds), suffix)
     seeds = list(range(args.seed, args.seed + args.episodes))

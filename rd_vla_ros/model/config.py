@@ -28,9 +28,11 @@ class InferenceSettings:
         horizon_params: that schedule's parameters (e.g. {"h_max": 8, "h_min": 2, "tau_base": 4}).
         warm_start: start the scratchpad from the previous chunk's final state instead of fresh noise;
             the caller (PolicyRunner) keeps that state between chunks and forgets it at episode boundaries.
-        warm_start_shift: True = shift that state by the rows executed since, so each latent token
-            starts from the one that planned its instant (rd_vla_ros.model.head.shift_state); False =
-            token i starts from the previous token i (same slot, the instant `shift` rows earlier).
+        warm_start_shift: False = token i starts from the previous chunk's token i (its own slot,
+            which planned the instant `shift` rows earlier); True = the state is shifted by the rows
+            executed since, so each token starts from the one that planned its instant
+            (rd_vla_ros.model.head.shift_state). A token's content is bound to its slot: shifted, it is
+            about as far from the new fixed point as noise (docs/replay.md, "Warm start").
     """
 
     halting: str = "action_mse"
@@ -41,7 +43,7 @@ class InferenceSettings:
     horizon: str = "linear"
     horizon_params: dict[str, float] = field(default_factory=dict)
     warm_start: bool = False
-    warm_start_shift: bool = True
+    warm_start_shift: bool = False
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not (math.isfinite(self.threshold) and self.threshold > 0):

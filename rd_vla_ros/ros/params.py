@@ -125,9 +125,9 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("halting.fixed_depth", 0, "run exactly this many iterations; 0 = adaptive halting", low=0, high=256),
     ParamSpec("halting.warm_start", False, "start each chunk's scratchpad from the previous chunk's final state, "
               "shifted by the rows executed since, instead of fresh noise (forgotten on activation)"),
-    ParamSpec("halting.warm_start_shift", True, "warm start: shift the previous state by the rows executed since "
-              "(each latent token starts from the one that planned its instant); false = every token starts from "
-              "the previous chunk's token in the same slot"),
+    ParamSpec("halting.warm_start_shift", False, "warm start: false = every latent token starts from the previous "
+              "chunk's token in the same slot; true = the previous state shifted by the rows executed since (each "
+              "token starts from the one that planned its instant)"),
     ParamSpec("horizon.schedule", "linear", "execution-horizon schedule", choices=tuple(HORIZON_SCHEDULES)),
     ParamSpec("horizon.binary.tau", 4, "binary: k* above this -> short horizon", low=1, high=256),
     ParamSpec("horizon.binary.h_short", 4, "binary: short horizon (rows)", low=1, high=256),

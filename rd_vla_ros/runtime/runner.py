@@ -145,8 +145,8 @@ class PolicyRunner:
 
         With `settings.warm_start` the noise is replaced, row for row, by the final scratchpad of the
         last warm-started chunk of `stream` (one per sequence of chunks: the node's, or each setting of
-        a replay sweep), shifted by the control periods between the two observation stamps (see
-        rd_vla_ros.model.head.shift_state) unless `settings.warm_start_shift` is off. It starts cold
+        a replay sweep), with `settings.warm_start_shift` shifted by the control periods between the two
+        observation stamps (see rd_vla_ros.model.head.shift_state). It starts cold
         after `reset`, when the clock went back, or when that chunk's rows are all in the past."""
         generator = torch.Generator(device=self.device).manual_seed(int(stamp_ns) % (2**63))
         if not settings.warm_start:

@@ -17,7 +17,7 @@ from rd_vla_ros.runtime.runner import PolicyRunner
 
 PERIOD_NS = 20_000_000
 COLD = InferenceSettings(fixed_depth=3, horizon="fixed")
-WARM = replace(COLD, warm_start=True)
+WARM = replace(COLD, warm_start=True, warm_start_shift=True)
 
 
 @pytest.mark.parametrize("shift", [0, 1, 3, 7, 8, 12])
