@@ -89,6 +89,23 @@ def _ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def _stride(text: str) -> int | str:
+    if text == "horizon":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of control periods or 'horizon', got '{text}'") from None
+
+
+def _blending_modes(text: str) -> list[str]:
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    wrong = [m for m in modes if m not in BLENDING_MODES]
+    if wrong or not modes:
+        raise argparse.ArgumentTypeError(f"blending modes are {', '.join(BLENDING_MODES)}; got '{text}'")
+    return modes
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rd-vla", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -135,7 +152,18 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--thresholds", default=DEFAULT_THRESHOLDS, help="adaptive thresholds to sweep, comma-separated")
     rep.add_argument("--halting", default=None, help="halting strategy of the swept thresholds (default: deployed)")
     rep.add_argument("--fixed-depths", default=DEFAULT_FIXED_DEPTHS, help="fixed depths to sweep, comma-separated")
-    rep.add_argument("--stride", type=int, default=1, help="control periods between inference ticks")
+    rep.add_argument("--stride", type=_stride, default=1, metavar="N|horizon",
+                     help="control periods between inference ticks, or 'horizon': every setting re-plans when its "
+                          "executed rows run out, as the node does (default 1)")  # fmt: skip
+    rep.add_argument("--blending", type=_blending_modes, default=None, metavar="MODE[,MODE...]",
+                     help=f"chunk blending ({', '.join(BLENDING_MODES)}); several: every setting with each "
+                          "(default: the params file's blending.mode)")  # fmt: skip
+    rep.add_argument("--warm-start", type=_yes_no, default=None, metavar="yes|no",
+                     help="warm-start the scratchpad from the previous chunk's (default: the params file's "
+                          "halting.warm_start)")  # fmt: skip
+    rep.add_argument("--warm-start-shift", type=_yes_no, default=None, metavar="yes|no",
+                     help="shift the carried scratchpad by the rows executed (default: the params file's "
+                          "halting.warm_start_shift)")  # fmt: skip
     rep.add_argument("--start", type=float, default=0.0, help="seconds into the bag to start evaluating")
     rep.add_argument("--duration", type=float, default=None, help="seconds to evaluate (default: to the end)")
     rep.add_argument("--tolerance", type=float, default=0.05,
@@ -224,6 +252,12 @@ def _parser() -> argparse.ArgumentParser:
                          "(default: the checkpoint's, the node's default)")  # fmt: skip
     ev.add_argument("--blending", default="none", choices=BLENDING_MODES,
                     help="chunk blending, as the node's blending.mode (default none)")  # fmt: skip
+    ev.add_argument("--warm-start", type=_yes_no, default=None, metavar="yes|no",
+                    help="warm-start the scratchpad from the previous chunk's, as the node's halting.warm_start "
+                         "(default: the checkpoint's inference setting)")  # fmt: skip
+    ev.add_argument("--warm-start-shift", type=_yes_no, default=None, metavar="yes|no",
+                    help="shift the carried scratchpad by the rows executed, as the node's halting.warm_start_shift "
+                         "(default: the checkpoint's inference setting)")  # fmt: skip
     ev.add_argument("--out", type=Path, default=Path("sim_eval.json"), help="results JSON")
     ev.add_argument("--plots", type=Path, default=None, help="directory for the PNG plots")
     ev.add_argument("--threads", type=int, default=1)
@@ -370,11 +404,16 @@ def run_replay(args: argparse.Namespace, argv: list[str]) -> tuple[dict, Path]:
         bag.require(topic_map.required_topics(cameras), topic_map.optional_topics())
     torch.set_num_threads(P.torch_threads(args.threads))
     policy = load_policy(checkpoint, torch.device(args.device))
+    for name in ("warm_start", "warm_start_shift"):
+        if getattr(args, name) is not None:
+            values[f"halting.{name}"] = getattr(args, name)
     runner = PolicyRunner(policy, robot.joint_names, cameras, P.inference_settings(values))
     sweep = sweep_settings(runner.settings, _floats(args.thresholds), _ints(args.fixed_depths), args.halting)
     live = load_live_chunks(str(args.live), args.live_topic) if args.live else None
-    engine = OfflineReplay(runner, robot, topic_map, P.assembly_limits(values), sweep, args.stride,
-                           values["safety.velocity_scale"], values["safety.velocity_reference"])  # fmt: skip
+    replan, stride = ("horizon", 1) if args.stride == "horizon" else ("stride", args.stride)
+    engine = OfflineReplay(runner, robot, topic_map, P.assembly_limits(values), sweep, stride,
+                           values["safety.velocity_scale"], values["safety.velocity_reference"], replan,
+                           args.blending or [values["blending.mode"]], values["blending.decay"])  # fmt: skip
     with BagSource(bag_path) as bag:
         result = engine.run(
             bag, progress=not args.quiet, start_s=args.start, duration_s=args.duration, live_chunks=live
@@ -473,6 +512,7 @@ def kept_demo(demo: Demonstration) -> bool:
 
 def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
     import json
+    from dataclasses import replace
 
     import torch
 
@@ -484,8 +524,10 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
 
     if args.merge:
         return merge_sim_eval(args, argv)
-    if args.ros and args.horizon:
-        sys.stderr.write("rd-vla sim-eval: --ros runs the node's deployed settings; --horizon is in-process only\n")
+    if args.ros and (args.horizon or args.warm_start is not None or args.warm_start_shift is not None):
+        sys.stderr.write(
+            "rd-vla sim-eval: --ros runs the node's deployed settings; --horizon and --warm-start are in-process only\n"
+        )
         return 2
     torch.set_num_threads(args.threads)
     try:
@@ -508,7 +550,12 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
     except ValueError as err:
         sys.stderr.write(f"rd-vla sim-eval: --horizon: {err}\n")
         return 2
-    suffix = "".join(f" [{x}]" for x in (args.horizon, None if args.blending == "none" else args.blending) if x)
+    if args.warm_start is not None:
+        base = replace(base, warm_start=args.warm_start)
+    if args.warm_start_shift is not None:
+        base = replace(base, warm_start_shift=args.warm_start_shift)
+    warm = ("warm shifted" if base.warm_start_shift else "warm") if base.warm_start else None
+    suffix = "".join(f" [{x}]" for x in (args.horizon, None if args.blending == "none" else args.blending, warm) if x)
     sweep = sweep_for(base, _ints(args.depths), _floats(args.thresholds), suffix)
     seeds = list(range(args.seed, args.seed + args.episodes))
 
@@ -527,6 +574,7 @@ def sim_eval(args: argparse.Namespace, argv: list[str]) -> int:
 
     payload = {"command": "rd-vla " + shlex.join(argv), "checkpoint": str(checkpoint), "machine": machine(),
                "horizon": {"schedule": base.horizon, **base.horizon_params}, "seeds": seeds,
+               "blending": args.blending, "warm_start": base.warm_start, "warm_start_shift": base.warm_start_shift,
                "episodes_per_setting": len(seeds), "episode_steps": 400,
                "results": results}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -656,13 +704,15 @@ def format_summary(summary: dict) -> str:
     lines = [
         f"{summary['bag']}: {t['evaluated']} observations evaluated of {t['total']} ticks "
         f"(blocked {t['blocked'] or 'never'}); backbone p50 {f(summary['backbone_latency_ms']['p50'], 3)} ms",
-        f"{'setting':<22}{'mean k*':>9}{'conv':>7}{'H_exec':>8}{'exec MAE':>11}{'full MAE':>11}{'head ms':>9}  pareto",
+        f"{'setting':<22}{'mean k*':>9}{'conv':>7}{'H_exec':>8}{'exec MAE':>11}{'full MAE':>11}{'jerk':>9}"
+        f"{'head ms':>9}  pareto",
     ]
     for s in summary["settings"]:
+        jerk = 1e3 * (s.get("jerk") or {}).get("mean", float("nan"))  # mrad per period^3, arm joints
         lines.append(
             f"{s['name']:<22}{f(s['iterations']['mean'], 3):>9}{f(s['converged_share'], 2):>7}"
             f"{f(s['mean_execution_horizon'], 3):>8}{f(s['executed']['mae']):>11}{f(s['full_chunk']['mae']):>11}"
-            f"{f(s['head_latency_ms']['p50'], 3):>9}  {'*' if s['pareto'] else ''}"
+            f"{f(jerk, 3):>9}{f(s['head_latency_ms']['p50'], 3):>9}  {'*' if s['pareto'] else ''}"
         )
     rec = summary["recommendation"]
     lines.append(

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from rd_vla_ros.evaluation.commands import CommandTimeline
 from rd_vla_ros.model.config import InferenceSettings
 
 
@@ -54,6 +55,36 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else math.nan
 
 
+def jerk(positions: np.ndarray, joint_names: list[str], arm_mask: list[bool] | None = None) -> dict[str, Any]:
+    """Jerk of a commanded trajectory sampled once per control period.
+
+    positions (T, J), NaN where unknown. The jerk of a sample is the third difference
+    q[t+3] - 3 q[t+2] + 3 q[t+1] - q[t] (joint units per control period cubed: divide by period^3 for
+    units/s^3), counted over every window of four known samples. Returns its mean absolute value over
+    the joints in `arm_mask` ("mean"; every joint when None: grippers are in their own units), per
+    joint, and the number of windows."""
+    d3 = np.diff(np.asarray(positions, dtype=np.float64), n=3, axis=0)  # (T-3, J), NaN if any sample unknown
+    valid = np.isfinite(d3)
+    a = np.where(valid, np.abs(d3), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_joint = a.sum(0) / valid.sum(0)  # (J,)
+    mask = np.ones(len(joint_names), dtype=bool) if arm_mask is None else np.asarray(arm_mask, dtype=bool)
+    count = int(valid[:, mask].sum())
+    return {
+        "mean": float(a[:, mask].sum() / count) if count else math.nan,
+        "per_joint": dict(zip(joint_names, map(float, per_joint), strict=True)),
+        "windows": int(valid.all(1).sum()),
+    }
+
+
+def sampled(timeline: CommandTimeline, period_ns: int) -> np.ndarray:
+    """The timeline on a grid of one sample per control period over its span: (T, J), NaN where unknown."""
+    span = timeline.span_ns()
+    if span is None:
+        return np.empty((0, len(timeline.joint_names)))
+    return timeline.targets(np.arange(span[0], span[1] + 1, period_ns, dtype=np.int64))[0]
+
+
 @dataclass
 class SettingStats:
     """Everything recorded for one inference setting over a replay."""
@@ -68,10 +99,14 @@ class SettingStats:
     head_latency_s: list[float] = field(default_factory=list)
     total_latency_s: list[float] = field(default_factory=list)
     safety_clamps: int = 0
+    blending: str = "none"  # the ChunkBlender mode its chunks go through before they are scored
+    stamps_ns: list[int] = field(default_factory=list)  # observation stamp of every chunk
+    jerk: dict[str, Any] = field(default_factory=dict)  # of `commanded`, set when the replay ends
 
     def __post_init__(self) -> None:
         self.executed = ErrorAccumulator(len(self.joint_names), self.chunk_length)
         self.full = ErrorAccumulator(len(self.joint_names), self.chunk_length)
+        self.commanded = CommandTimeline(self.joint_names)  # the executed rows, as the arms would receive them
 
     def record(self, iterations: int, converged: bool, horizon: int, head_s: float, total_s: float) -> None:
         self.iterations.append(iterations)
@@ -96,6 +131,9 @@ class SettingStats:
             "min_iterations": s.iteration_bounds[0],
             "max_iterations": s.iteration_bounds[1],
             "horizon": s.horizon,
+            "warm_start": s.warm_start,
+            "warm_start_shift": s.warm_start_shift,
+            "blending": self.blending,
             "chunks": len(its),
             "iterations": {
                 "mean": float(np.mean(its)) if its else math.nan,
@@ -113,6 +151,7 @@ class SettingStats:
             "safety_clamps": self.safety_clamps,
             "executed": self.executed.summary(self.joint_names),
             "full_chunk": self.full.summary(self.joint_names),
+            "jerk": self.jerk or None,
         }  # fmt: skip
 
 

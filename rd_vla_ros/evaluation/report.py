@@ -42,6 +42,7 @@ def summarize(result: ReplayResult, tolerance: float, context: dict[str, Any]) -
         "machine": machine(),
         "control_period_s": result.control_period_s,
         "stride": result.stride,
+        "replan": result.replan,
         "joint_names": result.joint_names,
         "commanded_joints": result.commanded_joints,
         "ticks": {
@@ -57,6 +58,7 @@ def summarize(result: ReplayResult, tolerance: float, context: dict[str, Any]) -
                                 "p99": percentile(result.backbone_latency_s, 99) * 1e3},
         "preprocess_latency_ms": {"p50": percentile(result.preprocess_latency_s, 50) * 1e3},
         "settings": settings,
+        "recorded_jerk": result.recorded_jerk or None,
         "recommendation": recommend(settings, tolerance),
         "live": result.live.summary(result.joint_names) if result.live else None,
     }  # fmt: skip
@@ -85,8 +87,9 @@ def markdown(summary: dict[str, Any], plots: list[str]) -> str:
         f"- checkpoint: `{summary.get('checkpoint', '?')}`",
         f"- command: `{summary.get('command', '?')}`",
         f"- machine: {summary['machine']}",
-        f"- ticks: {summary['ticks']['total']} every {summary['stride']} x {summary['control_period_s'] * 1e3:g} ms, "
-        f"{summary['ticks']['evaluated']} evaluated, {summary['ticks']['repeated_observation']} with no new data, "
+        f"- ticks: {summary['ticks']['total']} every {summary['stride']} x {summary['control_period_s'] * 1e3:g} ms"
+        + (", each setting re-planning when its executed rows run out" if summary.get("replan") == "horizon" else "")
+        + f", {summary['ticks']['evaluated']} evaluated, {summary['ticks']['repeated_observation']} with no new data, "
         f"blocked: {summary['ticks']['blocked'] or 'none'}",
         f"- rejected messages: {summary['rejected_messages'] or 'none'}; skipped topics: "
         f"{summary['skipped_topics'] or 'none'}",
@@ -97,18 +100,23 @@ def markdown(summary: dict[str, Any], plots: list[str]) -> str:
         "MAE/RMSE in joint units (rad; grippers in their own units) against the recorded commands. "
         "*Executed* = the rows before re-planning (H_exec, which shrinks with k*); *full* = all rows "
         "(the same rows for every setting, used for the Pareto front). *clamps* = executed targets the node's "
-        "safety layer would have changed (position limits, velocity limits from the measured joints).",
+        "safety layer would have changed (position limits, velocity limits from the measured joints). Rows are "
+        "scored after the setting's chunk blending ([ensemble], [crossfade]; none without a suffix). *jerk* = "
+        "mean |q[t+3] - 3 q[t+2] + 3 q[t+1] - q[t]| (mrad per control period cubed; arm joints) of the "
+        "trajectory the executed rows form, each chunk replacing the rest of the previous one; the recorded "
+        f"commands' own: {_fmt(1e3 * (summary.get('recorded_jerk') or {}).get('mean', math.nan), 3)}.",
         "",
         "| setting | mean k* | p90 k* | converged | mean H_exec | exec MAE | exec RMSE | full MAE | full RMSE "
-        "| head p50 ms | total p50 ms | clamps | Pareto |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| jerk | head p50 ms | total p50 ms | clamps | Pareto |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary["settings"]:
         lines.append(
             f"| {s['name']} | {_fmt(s['iterations']['mean'], 3)} | {_fmt(s['iterations']['p90'], 3)} "
             f"| {_fmt(s['converged_share'], 3)} | {_fmt(s['mean_execution_horizon'], 3)} "
             f"| {_fmt(s['executed']['mae'])} | {_fmt(s['executed']['rmse'])} | {_fmt(s['full_chunk']['mae'])} "
-            f"| {_fmt(s['full_chunk']['rmse'])} | {_fmt(s['head_latency_ms']['p50'], 3)} "
+            f"| {_fmt(s['full_chunk']['rmse'])} | {_fmt(1e3 * (s.get('jerk') or {}).get('mean', math.nan), 3)} "
+            f"| {_fmt(s['head_latency_ms']['p50'], 3)} "
             f"| {_fmt(s['latency_ms']['p50'], 3)} | {s['safety_clamps']} | {'yes' if s['pareto'] else ''} |"
         )
     rec = summary["recommendation"]
@@ -181,7 +189,8 @@ def plots(result: ReplayResult, summary: dict[str, Any], out: Path) -> list[str]
     ax.set_xlabel("time since first observation (s)")
     ax.set_ylabel("recorded joint commands")
     twin = ax.twinx()
-    twin.step(ticks_s, result.settings[0].iterations[: len(ticks_s)], where="post", color="k", lw=1.2)
+    deployed = result.settings[0]
+    twin.step((np.asarray(deployed.stamps_ns) - t0) / 1e9, deployed.iterations, where="post", color="k", lw=1.2)
     twin.set_ylabel(f"k* ({result.settings[0].name})")
     ax.set_title("Recurrent iterations per observation over the recorded joint commands", fontsize=9)
     written.append(_save(fig, out / "iterations.png"))
@@ -197,7 +206,8 @@ def plots(result: ReplayResult, summary: dict[str, Any], out: Path) -> list[str]
         if result.commands is not None and result.commands_t_ns is not None:
             a.plot((result.commands_t_ns - t0) / 1e9, result.commands[:, j], lw=1, label="recorded")
         if predicted.size:
-            a.plot(next_s, predicted[:, j], lw=0.8, ls="--", label="predicted")
+            known = np.isfinite(predicted[:, j])  # ticks where the deployed setting did not re-plan: NaN
+            a.plot(next_s[known], predicted[known, j], lw=0.8, ls="--", label="predicted")
         a.set_title(name, fontsize=8)
         a.tick_params(labelsize=7)
     for k in range(len(joints), rows * cols):

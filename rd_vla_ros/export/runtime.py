@@ -36,7 +36,7 @@ from torch import nn
 from rd_vla_ros.export.loop import LOOP_HALTING, LOOP_INPUTS, LOOP_OUTPUTS
 from rd_vla_ros.model.config import InferenceSettings, RDVLAConfig
 from rd_vla_ros.model.halting import make_criterion
-from rd_vla_ros.model.head import HeadOutput, StepFn, adaptive_loop
+from rd_vla_ros.model.head import HeadOutput, StepFn, adaptive_loop, shift_state
 from rd_vla_ros.model.horizon import make_schedule
 from rd_vla_ros.model.policy import ChunkPrediction
 from rd_vla_ros.model.serialization import from_dict
@@ -146,8 +146,15 @@ class OnnxPolicy:
         return OnnxEncoded(dict(zip(names, values, strict=True)), time.perf_counter() - start)
 
     def run_head(
-        self, encoded: OnnxEncoded, settings: InferenceSettings | None = None, generator: torch.Generator | None = None
+        self,
+        encoded: OnnxEncoded,
+        settings: InferenceSettings | None = None,
+        generator: torch.Generator | None = None,
+        previous_state: torch.Tensor | None = None,
+        shift: int = 0,
     ) -> ChunkPrediction:
+        """As RDVLAPolicy.run_head. A warm start (previous_state) runs on the host loop, whose final
+        scratchpad is returned for the next chunk (head_loop.onnx does not output it)."""
         settings = settings or self.config.inference
         start = time.perf_counter()
         h = self.config.head
@@ -155,6 +162,8 @@ class OnnxPolicy:
         z = torch.empty(b, h.chunk_length, h.d_model)
         nn.init.trunc_normal_(z, mean=0.0, std=1.0, a=-3.0, b=3.0, generator=generator)
         state = z * self.scratchpad_scale  # (B, K, D), as RecurrentDepthHead.initialize_state
+        if previous_state is not None:
+            state = shift_state(previous_state, shift, state)
         lo, hi = settings.iteration_bounds
         if self.uses_loop_graph(settings):
             out = self._run_loop(encoded, state, lo, hi, settings.effective_threshold if settings.adaptive else 0.0)
@@ -164,11 +173,12 @@ class OnnxPolicy:
         schedule = make_schedule(settings.horizon, chunk_length=h.chunk_length, **settings.horizon_params)
         horizon = torch.as_tensor(np.asarray(schedule(out.iterations.numpy())), dtype=torch.long)
         return ChunkPrediction(actions, out.iterations, out.converged, out.residual_trace, out.final_residual,
-                               horizon, settings, encoded.backbone_latency_s, time.perf_counter() - start)  # fmt: skip
+                               horizon, settings, encoded.backbone_latency_s, time.perf_counter() - start,
+                               out.state)  # fmt: skip
 
     def uses_loop_graph(self, settings: InferenceSettings) -> bool:
         """Whether `settings` run in head_loop.onnx (else on the host around head_step.onnx)."""
-        return self.loop and (not settings.adaptive or settings.halting in LOOP_HALTING)
+        return self.loop and not settings.warm_start and (not settings.adaptive or settings.halting in LOOP_HALTING)
 
     def _run_loop(self, encoded: OnnxEncoded, state: torch.Tensor, lo: int, hi: int, threshold: float) -> HeadOutput:
         """The whole loop in one run of head_loop.onnx (threshold 0: a fixed depth, as no MSE is below 0)."""

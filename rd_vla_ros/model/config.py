@@ -29,6 +29,13 @@ class InferenceSettings:
         cuda_graphs: replay one captured CUDA graph per head iteration (rd_vla_ros.model.cuda_graph)
             instead of launching its kernels one by one; same chunks, less launch overhead on a GPU.
             Where it cannot be (CPU, onnxruntime, a failed capture) the head runs eagerly.
+        warm_start: start the scratchpad from the previous chunk's final state instead of fresh noise;
+            the caller (PolicyRunner) keeps that state between chunks and forgets it at episode boundaries.
+        warm_start_shift: False = token i starts from the previous chunk's token i (its own slot,
+            which planned the instant `shift` rows earlier); True = the state is shifted by the rows
+            executed since, so each token starts from the one that planned its instant
+            (rd_vla_ros.model.head.shift_state). A token's content is bound to its slot: shifted, it is
+            about as far from the new fixed point as noise (docs/replay.md, "Warm start").
     """
 
     halting: str = "action_mse"
@@ -39,6 +46,8 @@ class InferenceSettings:
     horizon: str = "linear"
     horizon_params: dict[str, float] = field(default_factory=dict)
     cuda_graphs: bool = False
+    warm_start: bool = False
+    warm_start_shift: bool = False
 
     def __post_init__(self) -> None:
         if self.threshold is not None and not (math.isfinite(self.threshold) and self.threshold > 0):

@@ -2,6 +2,7 @@
 
     ctx = head.encode_context(features, proprio)      # once per observation: S_pre, cached K/V
     S_0 = head.initialize_state(ctx)                  # truncated-normal scratchpad
+    S_0 = shift_state(S_prev, s, S_0)                 # or warm: the last chunk's S_k* moved by s rows
     S_k = head.core_step(S_{k-1}, ctx)                # one iteration (same weights every time)
     a_k = head.predict_from_latents(S_k, ctx)         # (B, K, A) chunk from any iterate
 
@@ -39,6 +40,8 @@ class HeadOutput:
         converged: (B,) bool, True when the criterion fired (False = stopped at max_iterations).
         residual_trace: (B, max_iterations) residual after each iteration; NaN at k = 1 and after k*.
         final_residual: (B,) residual at k* (NaN when k* = 1).
+        state: (B, K, D) the scratchpad S_k* the chunk was read from (None where a runtime does not
+            return it), what a warm start carries to the next chunk.
     """
 
     actions: torch.Tensor
@@ -46,11 +49,12 @@ class HeadOutput:
     converged: torch.Tensor
     residual_trace: torch.Tensor
     final_residual: torch.Tensor
+    state: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> HeadOutput:
         """The same result on `device` (one copy per field; no-op where it already is)."""
-        return HeadOutput(*(t.to(device) for t in (self.actions, self.iterations, self.converged,
-                                                   self.residual_trace, self.final_residual)))  # fmt: skip
+        fields = (self.actions, self.iterations, self.converged, self.residual_trace, self.final_residual, self.state)
+        return HeadOutput(*(None if t is None else t.to(device) for t in fields))
 
 
 class RecurrentDepthHead(nn.Module):
@@ -162,17 +166,24 @@ class RecurrentDepthHead(nn.Module):
         generator: torch.Generator | None = None,
         initial_state: torch.Tensor | None = None,
         cuda_graphs: bool = False,
+        previous_state: torch.Tensor | None = None,
+        shift: int = 0,
     ) -> HeadOutput:
         """Adaptive inference: iterate until each sample's criterion fires (after min_iterations) or
         max_iterations. A sample that halted is frozen: its state and chunk stop changing while the
         rest of the batch continues. Only the current and previous iterate are kept in memory.
 
         cuda_graphs: replay one captured CUDA graph of the iteration (rd_vla_ros.model.cuda_graph)
-        instead of launching its kernels one by one; eager, with one warning, where that cannot be."""
+        instead of launching its kernels one by one; eager, with one warning, where that cannot be.
+        S_0 is `initial_state` when given, else noise from `generator`; with `previous_state` (B, K, D),
+        the final scratchpad of the chunk planned `shift` rows earlier, the noise is warm-started by
+        `shift_state` (the rows that chunk already planned start from its plan)."""
         if not 1 <= min_iterations <= max_iterations:
             raise ValueError(f"need 1 <= min_iterations <= max_iterations, got {min_iterations}, {max_iterations}")
         ctx = features if isinstance(features, HeadContext) else self.encode_context(features, proprio)
         state = self.initialize_state(ctx, generator) if initial_state is None else initial_state  # (B, K, D)
+        if previous_state is not None:
+            state = shift_state(previous_state, shift, state)
         step = self.graphs.step_fn(self._iteration, state, ctx, self._weights()) if cuda_graphs else None
         if step is None:
             step = functools.partial(self._iteration, ctx=ctx)
@@ -186,6 +197,23 @@ class RecurrentDepthHead(nn.Module):
     def _weights(self) -> tuple[int, ...]:
         """Where the head's parameters and buffers live now (a captured graph reads these addresses)."""
         return tuple(t.data_ptr() for t in itertools.chain(self.parameters(), self.buffers()))
+
+
+def shift_state(previous: torch.Tensor, shift: int, fresh: torch.Tensor) -> torch.Tensor:
+    """A warm-started scratchpad: previous (B, K, D) final state of the last chunk, planned `shift`
+    control periods before this one; fresh (B, K, D) this chunk's cold-start noise.
+
+    Latent token i is chunk row i: it is the position of query i (RoPE in the core's self-attention,
+    S_pre's row i in the input injection) and the coda reads row i from it. The previous chunk's row
+    i + shift targets the instant of this chunk's row i, so token i starts from the previous token
+    i + shift; the last `shift` tokens plan instants no earlier chunk covered and start from `fresh`,
+    as a cold start would. shift >= K leaves nothing to carry (returns `fresh`)."""
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0, got {shift}")
+    k = fresh.shape[1]
+    if shift >= k:
+        return fresh
+    return torch.cat([previous[:, shift:].to(fresh), fresh[:, k - shift :]], dim=1)  # (B, K, D)
 
 
 def adaptive_loop(
@@ -221,7 +249,7 @@ def adaptive_loop(
         if bool(done.all()):
             break
     final = trace.gather(1, (iterations - 1).unsqueeze(1)).squeeze(1)  # (B,)
-    return HeadOutput(actions, iterations, converged, trace, final)
+    return HeadOutput(actions, iterations, converged, trace, final, state)
 
 
 def _pad_mask(task_mask: torch.Tensor | None, num_latent: int) -> torch.Tensor | None:

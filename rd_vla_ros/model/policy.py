@@ -57,6 +57,8 @@ class ChunkPrediction:
         execution_horizon: (B,) rows to execute before re-planning.
         settings: the InferenceSettings used.
         backbone_latency_s / head_latency_s: wall-clock seconds (whole batch).
+        state: (B, K, D) the final scratchpad S_k* (what a warm start carries to the next chunk; None
+            where the runtime does not return it).
     """
 
     actions: torch.Tensor
@@ -68,6 +70,7 @@ class ChunkPrediction:
     settings: InferenceSettings
     backbone_latency_s: float
     head_latency_s: float
+    state: torch.Tensor | None = None
 
 
 class RDVLAPolicy(nn.Module):
@@ -155,11 +158,15 @@ class RDVLAPolicy(nn.Module):
         settings: InferenceSettings | None = None,
         generator: torch.Generator | None = None,
         initial_state: torch.Tensor | None = None,
+        previous_state: torch.Tensor | None = None,
+        shift: int = 0,
     ) -> ChunkPrediction:
         """Run the recurrent head on already-encoded observations with the given halting settings.
 
         initial_state: the scratchpad S_0 (B, K, D) instead of one drawn from `generator`, e.g. one
-        drawn on the host, so that runs on different devices start from the same S_0."""
+        drawn on the host, so that runs on different devices start from the same S_0.
+        previous_state (B, K, D) / shift: warm-start from a chunk planned `shift` rows earlier (see
+        RecurrentDepthHead.iterate); None = the noise from `generator`."""
         settings = settings or self.config.inference
         start = time.perf_counter()
         lo, hi = settings.iteration_bounds
@@ -169,7 +176,7 @@ class RDVLAPolicy(nn.Module):
             initial_state = initial_state.to(self.device, torch.float32)  # (B, K, D)
         out = self.head.iterate(
             encoded.features, encoded.proprio, criterion, min_iterations=lo, max_iterations=hi, generator=generator,
-            initial_state=initial_state, cuda_graphs=settings.cuda_graphs,
+            initial_state=initial_state, cuda_graphs=settings.cuda_graphs, previous_state=previous_state, shift=shift,
         )  # fmt: skip
         actions = self.action_normalizer.unnormalize(out.actions)  # (B, K, A) raw units
         schedule = make_schedule(
@@ -186,6 +193,7 @@ class RDVLAPolicy(nn.Module):
             settings=settings,
             backbone_latency_s=encoded.backbone_latency_s,
             head_latency_s=time.perf_counter() - start,
+            state=out.state,
         )
 
     @torch.no_grad()

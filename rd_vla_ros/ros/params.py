@@ -128,6 +128,11 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("halting.min_iterations", 1, "minimum recurrent iterations", low=1, high=256),
     ParamSpec("halting.max_iterations", 32, "maximum recurrent iterations", low=1, high=256),
     ParamSpec("halting.fixed_depth", 0, "run exactly this many iterations; 0 = adaptive halting", low=0, high=256),
+    ParamSpec("halting.warm_start", False, "start each chunk's scratchpad from the previous chunk's final state, "
+              "shifted by the rows executed since, instead of fresh noise (forgotten on activation)"),
+    ParamSpec("halting.warm_start_shift", False, "warm start: false = every latent token starts from the previous "
+              "chunk's token in the same slot; true = the previous state shifted by the rows executed since (each "
+              "token starts from the one that planned its instant)"),
     ParamSpec("horizon.schedule", "linear", "execution-horizon schedule", choices=tuple(HORIZON_SCHEDULES)),
     ParamSpec("horizon.binary.tau", 4, "binary: k* above this -> short horizon", low=1, high=256),
     ParamSpec("horizon.binary.h_short", 4, "binary: short horizon (rows)", low=1, high=256),
@@ -227,6 +232,8 @@ def inference_settings(values: dict[str, Any]) -> InferenceSettings:
         horizon=schedule,
         horizon_params=horizon_params,
         cuda_graphs=values["runtime.cuda_graphs"],
+        warm_start=values["halting.warm_start"],
+        warm_start_shift=values["halting.warm_start_shift"],
     )
 
 

@@ -2,17 +2,20 @@
 
 Messages stream from the bag in time order (bounded memory) through the node's own input code
 (`InputFeed` -> `ObservationAssembler`, with the bag's receive time as the clock). Every `stride`
-control periods an inference tick assembles the observation exactly as the node does; the backbone
-runs once, then the head once per inference setting of the sweep (the deployed setting, adaptive
-thresholds, fixed depths). Each predicted chunk is scored against the commands the robot actually
+control periods (or, with replan "horizon", every period, for the settings whose executed rows ran
+out, as the node re-plans) an inference tick assembles the observation exactly as the node does; the
+backbone runs once, then the head once per inference setting of the sweep (the deployed setting,
+adaptive thresholds, fixed depths), each setting with its own warm-start stream and chunk blender
+(the node's `blending.mode`). Each blended chunk is scored against the commands the robot actually
 received: row i targets time stamp + (i + 1) * period, the time its JointTrajectory point is reached.
+The rows each setting would have executed form its commanded trajectory, whose jerk is reported.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,12 +24,13 @@ import torch
 from tqdm import tqdm
 
 from rd_vla_ros.evaluation.commands import CommandTimeline
-from rd_vla_ros.evaluation.metrics import ErrorAccumulator, SettingStats
+from rd_vla_ros.evaluation.metrics import ErrorAccumulator, SettingStats, jerk, sampled
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bag_feed import BagFeed, ReplayError
 from rd_vla_ros.ros.bags import BagError, BagSource, TopicMap
 from rd_vla_ros.ros.conversions import action_chunk_from_msg
+from rd_vla_ros.runtime.blending import BLENDING_MODES, ChunkBlender
 from rd_vla_ros.runtime.chunk import ActionChunkData
 from rd_vla_ros.runtime.observation import AssemblyLimits, Observation, block_kind
 from rd_vla_ros.runtime.runner import InvalidOutputError, PolicyRunner
@@ -34,6 +38,7 @@ from rd_vla_ros.runtime.safety import clamp_chunk
 
 LOG = logging.getLogger(__name__)
 COMMAND_LAG_NS = 1_000_000_000  # a command may be recorded up to this long after the time it targets
+REPLAN_MODES = ("stride", "horizon")
 
 
 def sweep_settings(
@@ -86,12 +91,25 @@ class LiveComparison:
 
 
 @dataclass
+class _Lane:
+    """One setting's stream of chunks through a replay: its blender and when it re-plans next."""
+
+    stats: SettingStats
+    blender: ChunkBlender
+    next_due_ns: int = 0
+
+
+Scored = tuple[SettingStats, ActionChunkData, np.ndarray]  # a setting, its raw chunk, the blended rows (K, J)
+
+
+@dataclass
 class ReplayResult:
     bag: str
     joint_names: list[str]
     control_period_s: float
     stride: int
     settings: list[SettingStats]
+    replan: str = "stride"
     ticks: int = 0
     evaluated: int = 0
     repeated: int = 0  # ticks whose observation was the same as the previous tick's
@@ -108,6 +126,7 @@ class ReplayResult:
     predicted_next: list[np.ndarray] = field(default_factory=list)
     commands_t_ns: np.ndarray | None = None  # (T,) a regular grid over the recorded commands
     commands: np.ndarray | None = None  # (T, J) the commanded positions on that grid
+    recorded_jerk: dict[str, Any] = field(default_factory=dict)  # of the recorded commands
     live: LiveComparison | None = None
 
 
@@ -120,7 +139,13 @@ class OfflineReplay:
         topic_map: which topics are the cameras, joint states, instruction and commands.
         limits: observation age limits and camera sync tolerance (the node's parameters).
         sweep: (name, settings) to evaluate; the first is the deployed one.
-        stride: control periods between inference ticks (1 = every control period).
+        stride: control periods between inference ticks (1 = every control period), replan "stride".
+        replan: "stride": every setting re-plans every `stride` periods; "horizon": each setting
+            re-plans when its last chunk's executed rows run out (stamp + H_exec periods; inference
+            taken as instant), as a node deployed with it would.
+        blending: ChunkBlender modes (the node's blending.mode); every setting of the sweep is
+            evaluated with each, named "<setting> [<mode>]" for modes other than none.
+        blending_decay: the node's blending.decay.
         velocity_scale: the node's safety.velocity_scale, for the clamp statistics.
         velocity_reference: the node's safety.velocity_reference ("commanded": the recorded command at
             the observation time, else the measured joints; "measured": the measured joints).
@@ -136,11 +161,20 @@ class OfflineReplay:
         stride: int = 1,
         velocity_scale: float = 1.0,
         velocity_reference: str = "commanded",
+        replan: str = "stride",
+        blending: Sequence[str] = ("none",),
+        blending_decay: float = 0.01,
     ) -> None:
         if stride < 1:
             raise ValueError(f"stride must be >= 1, got {stride}")
         if not sweep:
             raise ValueError("the sweep needs at least one setting")
+        if replan not in REPLAN_MODES:
+            raise ValueError(f"replan must be one of {list(REPLAN_MODES)}, got '{replan}'")
+        unknown = [m for m in blending if m not in BLENDING_MODES]
+        if unknown or not blending:
+            raise ValueError(f"blending modes must be some of {list(BLENDING_MODES)}, got {list(blending)}")
+        ChunkBlender(blending[0], blending_decay)  # ValueError: a bad decay
         missing = [c for c in runner.camera_names if c not in topic_map.cameras]
         if missing:
             raise ReplayError(f"the topic map names no topic for camera(s) {missing} the checkpoint uses")
@@ -149,7 +183,10 @@ class OfflineReplay:
         self.topic_map = topic_map
         self.limits = limits
         self.sweep = sweep
-        self.stride = stride
+        self.stride = stride if replan == "stride" else 1
+        self.replan = replan
+        self.blending = list(dict.fromkeys(blending))
+        self.blending_decay = blending_decay
         self.velocity_scale = velocity_scale
         self.velocity_reference = velocity_reference
         self.period_ns = round(runner.policy.config.control_period_s * 1e9)
@@ -171,8 +208,14 @@ class OfflineReplay:
             joint_names=joint_names,
             control_period_s=self.period_ns / 1e9,
             stride=self.stride,
-            settings=[SettingStats(n, s, joint_names, self.chunk_length) for n, s in self.sweep],
-        )
+            settings=[
+                SettingStats(n if mode == "none" else f"{n} [{mode}]", s, joint_names, self.chunk_length, blending=mode)
+                for n, s in self.sweep for mode in self.blending
+            ],
+            replan=self.replan,
+        )  # fmt: skip
+        lanes = [_Lane(stats, ChunkBlender(stats.blending, self.blending_decay)) for stats in result.settings]
+        self.runner.reset()  # a warm start begins cold in every bag
         if live_chunks is not None:
             result.live = LiveComparison(live_chunks, stats=ErrorAccumulator(len(joint_names), self.chunk_length))
         feed = BagFeed(bag, self.topic_map, self.robot, list(self.runner.camera_names), self.limits)
@@ -180,22 +223,24 @@ class OfflineReplay:
         self._timeline = timeline
         first_tick = bag.start_ns + round(start_s * 1e9)
         last_tick = bag.end_ns if duration_s is None else min(bag.end_ns, first_tick + round(duration_s * 1e9))
-        pending: deque[tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None]] = deque()
+        pending: deque[tuple[int, list[Scored], ActionChunkData | None]] = deque()
         window_ns = self.chunk_length * self.period_ns + COMMAND_LAG_NS  # a chunk's rows and their commands
         previous_stamp = -1
         bar = tqdm(total=round((last_tick - bag.start_ns) / 1e9, 2), unit="s", disable=not progress,
                    desc="replay", dynamic_ncols=True)  # fmt: skip
         try:
             ticks = feed.ticks(first_tick, self.stride * self.period_ns, last_tick, read_until_ns=last_tick + window_ns)
-            for _, obs, reason in ticks:
+            for tick, obs, reason in ticks:
                 result.ticks += 1
                 if obs is None:
                     result.blocked[block_kind(reason)] += 1
                 elif obs.stamp_ns == previous_stamp:
                     result.repeated += 1
                 else:
-                    previous_stamp = obs.stamp_ns
-                    pending.append(self._infer(obs, result))
+                    due = [lane for lane in lanes if self.replan == "stride" or tick >= lane.next_due_ns]
+                    if due:
+                        previous_stamp = obs.stamp_ns
+                        pending.append(self._infer(obs, result, due))
                 while pending and pending[0][0] + window_ns < feed.now_ns:  # its commands are all read
                     self._score(pending.popleft(), timeline, result)
                 bar.update(round((feed.now_ns - bag.start_ns) / 1e9, 2) - bar.n)
@@ -210,8 +255,8 @@ class OfflineReplay:
 
     # --------------------------------------------------------------------------------- inference
     def _infer(
-        self, obs: Observation, result: ReplayResult
-    ) -> tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None]:
+        self, obs: Observation, result: ReplayResult, lanes: list[_Lane]
+    ) -> tuple[int, list[Scored], ActionChunkData | None]:
         # the safety layer's velocity reference: the recorded command at the observation time (what the
         # robot was being commanded towards), else (or with velocity_reference "measured") the measured joints
         if self.velocity_reference == "measured":
@@ -221,9 +266,10 @@ class OfflineReplay:
             reference = np.where(valid[0], commanded[0], obs.joint_positions)  # (J,)
         with torch.no_grad():
             encoded, preprocess_s = self.runner.encode(obs)
-            chunks: list[tuple[SettingStats, ActionChunkData]] = []
-            for stats in result.settings:
-                prediction = self.runner.head(encoded, stats.settings, obs.stamp_ns)
+            chunks: list[Scored] = []
+            for lane in lanes:
+                stats = lane.stats
+                prediction = self.runner.head(encoded, stats.settings, obs.stamp_ns, stream=stats.name)
                 try:
                     chunk = self.runner.to_chunk(prediction, obs.stamp_ns, len(stats.iterations))
                 except InvalidOutputError as err:
@@ -233,20 +279,29 @@ class OfflineReplay:
                     continue
                 total = preprocess_s + prediction.backbone_latency_s + prediction.head_latency_s
                 stats.record(chunk.iterations, chunk.converged, chunk.execution_horizon, chunk.head_latency_s, total)
+                stats.stamps_ns.append(obs.stamp_ns)
+                h = chunk.execution_horizon
+                rows = lane.blender.blend(obs.stamp_ns, chunk.positions, self.period_ns)  # (K, J), as the node's
+                times = obs.stamp_ns + np.arange(1, h + 1, dtype=np.int64) * self.period_ns  # (H,)
+                stats.commanded.add(self.robot.joint_names, times, rows[:h])  # replaces the rest of the last chunk
+                lane.next_due_ns = obs.stamp_ns + h * self.period_ns
                 scale = self.velocity_scale
                 _, report = clamp_chunk(
-                    chunk.positions[: chunk.execution_horizon], reference, self.robot.lower,
+                    rows[:h], reference, self.robot.lower,
                     self.robot.upper, self.robot.max_velocity * scale, chunk.control_period_s,
                 )  # fmt: skip
                 stats.safety_clamps += report.total
-                chunks.append((stats, chunk))
+                chunks.append((stats, chunk, rows))
         result.evaluated += 1
         result.backbone_latency_s.append(encoded.backbone_latency_s)
         result.preprocess_latency_s.append(preprocess_s)
         result.stamps_ns.append(obs.stamp_ns)
         result.measured.append(np.asarray(obs.joint_positions, dtype=np.float64))
         deployed = chunks[0][1] if chunks and chunks[0][0] is result.settings[0] else None
-        result.predicted_next.append(deployed.positions[0] if deployed else np.full(len(result.joint_names), np.nan))
+        deployed_rows = chunks[0][2] if deployed is not None else None
+        result.predicted_next.append(
+            deployed_rows[0] if deployed_rows is not None else np.full(len(result.joint_names), np.nan)
+        )
         live = None
         key = observation_key(obs.stamp_ns, obs.input_stamps)
         if result.live is not None and key in result.live.chunks and deployed is not None:
@@ -260,15 +315,15 @@ class OfflineReplay:
 
     def _score(
         self,
-        item: tuple[int, list[tuple[SettingStats, ActionChunkData]], ActionChunkData | None],
+        item: tuple[int, list[Scored], ActionChunkData | None],
         timeline: CommandTimeline,
         result: ReplayResult,
     ) -> None:
         stamp, chunks, live = item
         times = stamp + np.arange(1, self.chunk_length + 1, dtype=np.int64) * self.period_ns  # (H,)
         truth, valid = timeline.targets(times)  # (H, J)
-        for stats, chunk in chunks:
-            stats.score(chunk.positions - truth, valid, chunk.execution_horizon)
+        for stats, chunk, rows in chunks:
+            stats.score(rows - truth, valid, chunk.execution_horizon)
         if live is not None and result.live is not None and result.live.stats is not None:
             result.live.stats.add(live.positions - truth, valid, live.execution_horizon)
 
@@ -293,6 +348,10 @@ class OfflineReplay:
                 f"no observation could be assembled in {result.ticks} ticks (blocked: {blocked}; "
                 f"rejected messages: {dict(result.rejected) or 'none'})"
             )
+        arms = self.robot.arm_joint_mask
+        result.recorded_jerk = jerk(sampled(timeline, self.period_ns), result.joint_names, arms)
+        for stats in result.settings:
+            stats.jerk = jerk(sampled(stats.commanded, self.period_ns), result.joint_names, arms)
         span = timeline.span_ns()
         if span is not None:
             grid = np.arange(span[0], span[1] + 1, self.period_ns, dtype=np.int64)

@@ -99,6 +99,7 @@ class ControlLoop:
         self.last_command_ns = self.clock()
         self.hold_sent = False
         self.safety.reset()
+        self.runner.reset()  # a warm-started scratchpad begins cold after every activation
         self.active = True
 
     def input_arrived(self, now_ns: int) -> bool:

@@ -55,6 +55,9 @@ class PolicyRunner:
         self._settings = settings or cfg.inference
         self._lock = threading.Lock()
         self.device = policy.device
+        # warm start: per stream, the stamp and final scratchpad (1, K, D) of the last warm-started chunk
+        self._carried: dict[str, tuple[int, torch.Tensor]] = {}
+        self._period_ns = round(cfg.control_period_s * 1e9)
 
     @property
     def settings(self) -> InferenceSettings:
@@ -65,6 +68,12 @@ class PolicyRunner:
     def settings(self, value: InferenceSettings) -> None:
         with self._lock:
             self._settings = value
+
+    def reset(self) -> None:
+        """Forget the carried scratchpads (a new episode, a new bag, activation): the next chunk of
+        every stream starts from noise, as without warm start."""
+        with self._lock:
+            self._carried.clear()
 
     def to_batch(self, obs: Observation) -> dict:
         """Observation -> policy batch of one: images (1, C, 3, S, S) in [0, 1], proprio (1, P)."""
@@ -122,16 +131,44 @@ class PolicyRunner:
             start = time.perf_counter()
             self.run(obs, settings=deepest)
             seconds.append(time.perf_counter() - start)
+        self.reset()  # the blank observation's scratchpad is no start for a real one
         return seconds
 
-    def head(self, encoded: EncodedObservation, settings: InferenceSettings, stamp_ns: int) -> ChunkPrediction:
+    def head(
+        self, encoded: EncodedObservation, settings: InferenceSettings, stamp_ns: int, stream: str = ""
+    ) -> ChunkPrediction:
         """The recurrent head on an encoded observation of batch one.
 
         The scratchpad's random initial state is drawn from a generator seeded with the observation
         stamp: the same observation gives the same chunk live, in offline replay and in every setting
-        of a sweep (the settings then differ only by how they halt)."""
+        of a sweep (the settings then differ only by how they halt).
+
+        With `settings.warm_start` the noise is replaced, row for row, by the final scratchpad of the
+        last warm-started chunk of `stream` (one per sequence of chunks: the node's, or each setting of
+        a replay sweep), with `settings.warm_start_shift` shifted by the control periods between the two
+        observation stamps (see rd_vla_ros.model.head.shift_state). It starts cold
+        after `reset`, when the clock went back, or when that chunk's rows are all in the past."""
         generator = torch.Generator(device=self.device).manual_seed(int(stamp_ns) % (2**63))
-        return self.policy.run_head(encoded, settings, generator)
+        if not settings.warm_start:
+            return self.policy.run_head(encoded, settings, generator)
+        previous, shift = self._carried_state(stream, stamp_ns)
+        shift = shift if settings.warm_start_shift else 0
+        prediction = self.policy.run_head(encoded, settings, generator, previous_state=previous, shift=shift)
+        if prediction.state is not None:
+            with self._lock:
+                self._carried[stream] = (int(stamp_ns), prediction.state)
+        return prediction
+
+    def _carried_state(self, stream: str, stamp_ns: int) -> tuple[torch.Tensor | None, int]:
+        """(previous final scratchpad, rows to shift it by), or (None, 0) for a cold start."""
+        with self._lock:
+            carried = self._carried.get(stream)
+        if carried is None or stamp_ns < carried[0]:
+            return None, 0
+        shift = round((stamp_ns - carried[0]) / self._period_ns)
+        if shift >= self.policy.config.head.chunk_length:
+            return None, 0
+        return carried[1], shift
 
     def to_chunk(self, prediction: ChunkPrediction, stamp_ns: int, sequence: int, index: int = 0) -> ActionChunkData:
         actions = prediction.actions[index].detach().to("cpu", torch.float64).numpy()  # (K, A)

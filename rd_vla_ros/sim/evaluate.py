@@ -64,8 +64,10 @@ def run_episode(
     velocity_scale: float = 1.0,
     blending: str = "none",
 ) -> EpisodeResult:
-    """One closed-loop episode of EPISODE_STEPS control steps; chunks blended (`blending`) as the node does."""
+    """One closed-loop episode of EPISODE_STEPS control steps; chunks blended (`blending`) as the node does.
+    The runner is reset first: a warm start (settings.warm_start) never carries over from another episode."""
     blender = ChunkBlender(blending)
+    runner.reset()
     period_ns = round(CONTROL_PERIOD_S * 1e9)
     sim = sim or AlohaSim(task, runner.camera_names)
     sim.reset(seed)

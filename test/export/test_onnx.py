@@ -159,6 +159,29 @@ def test_runner_works_on_the_onnx_policy(exported: tuple) -> None:
     assert a.iterations == b.iterations and np.abs(a.positions - b.positions).max() < 1e-4
 
 
+def test_warm_start_through_the_onnx_policy_matches_torch(exported: tuple) -> None:
+    """A warm start runs on the host loop (the loop graph does not return the scratchpad) and carries
+    the same state as torch: the same k* and chunks within float tolerance, chunk after chunk."""
+    from dataclasses import replace
+
+    from rd_vla_ros.model.config import ALOHA_JOINTS
+    from rd_vla_ros.runtime.observation import Observation
+    from rd_vla_ros.runtime.runner import PolicyRunner
+
+    policy, ort_policy, _ = exported
+    warm = replace(policy.config.inference, warm_start=True)
+    assert not ort_policy.uses_loop_graph(warm)
+    cameras = policy.config.camera_names
+    runners = [PolicyRunner(p, ALOHA_JOINTS, cameras, warm) for p in (policy, ort_policy)]
+    rng = np.random.default_rng(0)
+    for n in range(3):
+        images = {c: rng.integers(0, 255, (48, 48, 3), dtype=np.uint8) for c in cameras}
+        obs = Observation(images, rng.normal(size=14) * 0.1, "transfer the cube", stamp_ns=n * 60_000_000)
+        (a, _), (b, _) = (r.run(obs) for r in runners)
+        assert a.iterations == b.iterations and np.abs(a.positions - b.positions).max() < 1e-4, n
+    assert all("" in r._carried for r in runners)
+
+
 def test_conv_keypoint_policy_exports_with_parity(tmp_path: Path) -> None:
     """The conv keypoint encoder (the embedded model's vision) goes through the same export and
     runtime: onnxruntime matches torch within 1e-4 with the same k*, also through PolicyRunner."""

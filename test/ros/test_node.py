@@ -63,6 +63,12 @@ def test_params_file_read_with_either_spelling_of_the_node(tmp_path: Path, key: 
         P.values_from_file(path)
 
 
+def test_warm_start_parameter_reaches_the_inference_settings() -> None:
+    values = {p.name: p.default for p in P.PARAMS}
+    assert P.inference_settings(values).warm_start is False
+    assert P.inference_settings({**values, "halting.warm_start": True}).warm_start is True
+
+
 def test_every_parameter_has_a_descriptor_with_description_and_range(node) -> None:
     for spec in P.PARAMS:
         descriptor = node.describe_parameter(spec.name)

@@ -55,14 +55,14 @@ def replay(args: list[str]) -> int:
     return main(["replay", *args, "--quiet", "--no-plots"])
 
 
-def expected_errors(ticks: int, steps: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def expected_errors(ticks: int | list[int], steps: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-joint (MAE, RMSE) of the constant chunk over its first `horizon` rows, by hand.
 
-    Tick n observes the joint state stamped n periods after the start; row i targets (n + i + 1)
-    periods; the last recorded command targets `steps` periods (sent at step - 1, reached one period
-    later), so later rows have no ground truth."""
+    Tick n (every n < ticks, or the ticks listed) observes the joint state stamped n periods after the
+    start; row i targets (n + i + 1) periods; the last recorded command targets `steps` periods (sent at
+    step - 1, reached one period later), so later rows have no ground truth."""
     errors = []
-    for n in range(ticks):
+    for n in range(ticks) if isinstance(ticks, int) else ticks:
         for i in range(horizon):
             k = n + i + 1
             if k <= steps:
@@ -306,3 +306,87 @@ def test_a_broken_params_file_is_one_line(tmp_path: Path, constant_ckpt: Path, t
     assert replay(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_horizon_replanning_with_every_blending_mode(tmp_path: Path, constant_ckpt: Path) -> None:
+    """--stride horizon: the deployed setting (k* = 2 -> H_exec = 8) re-plans every 8 periods, as the
+    node would; constant chunks blend into themselves, so every mode scores the same and commands a
+    trajectory without jerk, while the recorded (sinusoidal) commands have some."""
+    seconds = 1.0
+    bag = write_demo_bag(tmp_path / "demo", seconds=seconds)
+    out = tmp_path / "report"
+    rc = replay([str(bag), "--checkpoint", str(constant_ckpt), "--out", str(out), "--thresholds", "",
+                 "--fixed-depths", "", "--stride", "horizon", "--blending", "none,ensemble,crossfade",
+                 "--warm-start", "yes"])  # fmt: skip
+    assert rc == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["replan"] == "horizon"
+    steps = round(seconds / PERIOD)
+    ticks = list(range(0, steps, 8))  # 0, 8, ..., 48
+    mae, _ = expected_errors(ticks, steps, H)
+    settings = report["settings"]
+    assert [s["name"] for s in settings] == ["deployed", "deployed [ensemble]", "deployed [crossfade]"]
+    for s in settings:
+        assert s["chunks"] == len(ticks) and s["warm_start"] is True
+        assert s["full_chunk"]["mae"] == pytest.approx(mae.mean(), rel=1e-9), s["name"]
+        assert s["jerk"]["mean"] == pytest.approx(0.0, abs=1e-12) and s["jerk"]["windows"] > 40
+    assert report["recorded_jerk"]["mean"] > 1e-7
+    assert "| deployed [ensemble] |" in (out / "report.md").read_text()
+    with pytest.raises(SystemExit):  # argparse: names the valid modes
+        main(["replay", str(bag), "--checkpoint", str(constant_ckpt), "--blending", "average"])
+
+
+def test_blending_is_the_chunk_blender_on_each_setting_and_warm_start_restarts_per_bag(tmp_path: Path) -> None:
+    """Varying chunks (an untrained policy): each setting's commanded trajectory is what a ChunkBlender
+    of its mode makes of its raw chunks (the node's code), executed rows replacing the rest of the
+    previous chunk; warm-started chunks differ from cold ones after the first, and a second run of the
+    bag gives the same chunks (the carried state does not cross bags)."""
+    from dataclasses import replace
+
+    from rd_vla_ros.evaluation.commands import CommandTimeline
+    from rd_vla_ros.evaluation.metrics import sampled
+    from rd_vla_ros.model.config import InferenceSettings
+    from rd_vla_ros.ros.bags import BagSource, TopicMap
+    from rd_vla_ros.ros.replay import OfflineReplay
+    from rd_vla_ros.runtime.blending import ChunkBlender
+    from rd_vla_ros.runtime.observation import AssemblyLimits
+    from rd_vla_ros.runtime.runner import PolicyRunner
+
+    torch.manual_seed(0)
+    policy = RDVLAPolicy(make_config("tiny"))
+    runner = PolicyRunner(policy, ROBOT.joint_names, policy.config.camera_names)
+    cold = InferenceSettings(fixed_depth=2, horizon="fixed", horizon_params={"h": 3})
+    sweep = [("cold", cold), ("warm", replace(cold, warm_start=True))]
+    engine = OfflineReplay(runner, ROBOT, TopicMap.from_yaml(config_path("topic_map_aloha.yaml")), AssemblyLimits(),
+                           sweep, stride=2, blending=["none", "crossfade", "ensemble"])  # fmt: skip
+    to_chunk = runner.to_chunk
+    bag = write_demo_bag(tmp_path / "demo", seconds=0.5)
+    runs = []
+    for _ in range(2):
+        chunks: list = []  # every raw chunk, in the order the replay computed them
+
+        def recording(prediction, stamp_ns, sequence, index=0, chunks=chunks):
+            chunks.append(to_chunk(prediction, stamp_ns, sequence, index))
+            return chunks[-1]
+
+        runner.to_chunk = recording
+        with BagSource(bag) as source:
+            result = engine.run(source)
+        runs.append((result, chunks))
+    result, chunks = runs[0]
+    names = [s.name for s in result.settings]
+    assert names == ["cold", "cold [crossfade]", "cold [ensemble]", "warm", "warm [crossfade]", "warm [ensemble]"]
+    per_setting = {name: chunks[i :: len(names)] for i, name in enumerate(names)}  # settings run in order per tick
+    period = round(PERIOD * 1e9)
+    for stats in result.settings:
+        blender = ChunkBlender(stats.blending)
+        expected = CommandTimeline(ROBOT.joint_names)
+        for chunk in per_setting[stats.name]:
+            rows = blender.blend(chunk.stamp_ns, chunk.positions, period)[: chunk.execution_horizon]
+            expected.add(ROBOT.joint_names, chunk.stamp_ns + np.arange(1, len(rows) + 1) * period, rows)
+        np.testing.assert_array_equal(sampled(stats.commanded, period), sampled(expected, period))
+    cold_chunks, warm_chunks = per_setting["cold"], per_setting["warm"]
+    assert np.array_equal(cold_chunks[0].positions, warm_chunks[0].positions)  # each bag starts cold
+    assert not np.allclose(cold_chunks[1].positions, warm_chunks[1].positions)
+    second = runs[1][1]
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(chunks, second, strict=True))

@@ -125,3 +125,15 @@ def test_sim_eval_command_and_merge(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert fixed1["mean_iterations"] == 1 and fixed1["episodes"] == 1 and fixed1["mean_execution_horizon"] == 8
     assert "| insertion | fixed 1 | 1000 | 1 |" in merged.with_suffix(".md").read_text()
     assert (tmp_path / "success_vs_depth.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sim_eval_warm_start_names_the_setting(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    out = tmp_path / "warm.json"
+    assert main(["sim-eval", "--checkpoint", "embedded", "--tasks", "transfer_cube", "--episodes", "1", "--depths", "",
+                 "--thresholds", "1e-3", "--warm-start", "yes", "--out", str(out)]) == 0  # fmt: skip
+    data = json.loads(out.read_text())
+    assert data["warm_start"] is True and list(data["results"]["transfer_cube"]) == ["action_mse 0.001 [warm]"]
+    assert main(["sim-eval", "--ros", "--warm-start", "yes", "--out", str(out)]) == 2
+    assert "in-process only" in capsys.readouterr().err

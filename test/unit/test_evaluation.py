@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rd_vla_ros.evaluation.commands import CommandTimeline
-from rd_vla_ros.evaluation.metrics import ErrorAccumulator, pareto_front, recommend
+from rd_vla_ros.evaluation.metrics import ErrorAccumulator, jerk, pareto_front, recommend, sampled
 
 S = 1_000_000_000
 
@@ -79,3 +79,21 @@ def test_recommendation_is_the_cheapest_adaptive_setting_within_tolerance() -> N
     assert rec["compute_saving_vs_most_iterations"] == pytest.approx(1 - 12 / 32)
     assert recommend(summaries, tolerance=0.0)["setting"] is None  # only fixed 32 reaches the best MAE
     assert recommend([_summary("x", 1.0, math.nan)], 0.05)["setting"] is None
+
+
+def test_jerk_is_the_mean_absolute_third_difference_over_known_windows() -> None:
+    t = np.arange(8, dtype=np.float64)
+    positions = np.stack([t**3, 2 * t + 1, -0.25 * t**3], axis=1)  # (T, 3): third differences 6, 0, -1.5
+    positions[5, 1] = np.nan  # unknown sample: the windows starting at 2, 3, 4 contain it (joint 1)
+    got = jerk(positions, ["a", "b", "gripper"], arm_mask=[True, True, False])
+    assert got["per_joint"] == pytest.approx({"a": 6.0, "b": 0.0, "gripper": 1.5})
+    assert got["mean"] == pytest.approx((5 * 6.0 + 2 * 0.0) / 7)  # arm joints only: 5 + 2 windows
+    assert got["windows"] == 2  # windows where every joint is known
+    assert math.isnan(jerk(np.zeros((3, 2)), ["a", "b"])["mean"])  # fewer than four samples
+
+
+def test_sampled_timeline_is_one_row_per_period() -> None:
+    timeline = CommandTimeline(["a"])
+    timeline.add(["a"], [0, 40], np.array([[0.0], [4.0]]))
+    np.testing.assert_allclose(sampled(timeline, 10).ravel(), [0.0, 1.0, 2.0, 3.0, 4.0])
+    assert sampled(CommandTimeline(["a"]), 10).shape == (0, 1)
