@@ -25,9 +25,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import PeakMemory, machine, print_table
 
-from rd_vla_ros.cli import init_checkpoint
 from rd_vla_ros.demos.demo_bag import write_demo_bag
-from rd_vla_ros.model.checkpoint import load_policy
+from rd_vla_ros.model.checkpoint import init_checkpoint, load_policy
 from rd_vla_ros.paths import config_path
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bags import BagSource, TopicMap

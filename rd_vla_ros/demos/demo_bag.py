@@ -114,3 +114,22 @@ def write_demo_bag(
                     msg = joint_trajectory(list(arm.joint_names), target[None, cols], t_ns, period_s)
                     bag.write(topic, "trajectory_msgs/msg/JointTrajectory", t_ns, serialize_message(msg))
     return Path(path)
+
+
+def write_robot_demo_bag(
+    path: str | Path, robot_file: str, seconds: float = 4.0, storage: str = "mcap", instruction: str = ""
+) -> Path:
+    """The demo recording of a described robot (`rd-vla demo-bag --robot`): its joints, its cameras'
+    topics, and one JointTrajectory per arm on the arm's controller topic; ValueError (one line) when
+    the robot file names no controller for an arm."""
+    robot = RobotDescription.load(robot_file)
+    missing = [arm.name for arm in robot.arms if not arm.controller]
+    if missing:
+        raise ValueError(
+            f"{robot_file}: arm(s) {missing} name no controller topic (robot.arms[].controller): demo-bag records "
+            "each arm's commands there"
+        )
+    cameras = {name: "/" + topic.lstrip("/") for name, topic in robot.cameras.items()}
+    command_topics = ["/" + arm.controller.lstrip("/") for arm in robot.arms]
+    return write_demo_bag(path, seconds, storage, robot, instruction=instruction, cameras=cameras,
+                          command_topics=command_topics)  # fmt: skip

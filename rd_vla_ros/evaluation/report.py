@@ -235,3 +235,37 @@ def write_report(
     (out / "report.json").write_text(json.dumps(_clean(summary), indent=2) + "\n", encoding="utf-8")
     (out / "report.md").write_text(markdown(summary, written), encoding="utf-8")
     return summary
+
+
+def format_summary(summary: dict) -> str:
+    """The Pareto table as plain text for the terminal."""
+
+    def f(x: float | None, d: int = 4) -> str:
+        return "n/a" if x is None or x != x else f"{x:.{d}g}"
+
+    t = summary["ticks"]
+    lines = [
+        f"{summary['bag']}: {t['evaluated']} observations evaluated of {t['total']} ticks "
+        f"(blocked {t['blocked'] or 'never'}); backbone p50 {f(summary['backbone_latency_ms']['p50'], 3)} ms",
+        f"{'setting':<22}{'mean k*':>9}{'conv':>7}{'H_exec':>8}{'exec MAE':>11}{'full MAE':>11}{'jerk':>9}"
+        f"{'head ms':>9}  pareto",
+    ]
+    for s in summary["settings"]:
+        jerk = 1e3 * (s.get("jerk") or {}).get("mean", float("nan"))  # mrad per period^3, arm joints
+        lines.append(
+            f"{s['name']:<22}{f(s['iterations']['mean'], 3):>9}{f(s['converged_share'], 2):>7}"
+            f"{f(s['mean_execution_horizon'], 3):>8}{f(s['executed']['mae']):>11}{f(s['full_chunk']['mae']):>11}"
+            f"{f(jerk, 3):>9}{f(s['head_latency_ms']['p50'], 3):>9}  {'*' if s['pareto'] else ''}"
+        )
+    rec = summary["recommendation"]
+    lines.append(
+        f"recommended: {rec['halting']} threshold {rec['threshold']:g} ({rec['reason']})"
+        if rec.get("setting") else f"no recommendation: {rec['reason']}"
+    )  # fmt: skip
+    live = summary.get("live")
+    if live:
+        lines.append(
+            f"live vs offline: {live['matched']}/{live['live_chunks']} chunks matched, max |diff| "
+            f"{f(live['max_abs_diff'])}, same k* share {f(live['same_iterations_share'], 3)}"
+        )
+    return "\n".join(lines)

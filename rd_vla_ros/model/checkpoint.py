@@ -164,3 +164,33 @@ def load_policy(directory: str | Path, device: str | torch.device = "cpu") -> nn
         raise CheckpointError(f"{directory}: cannot build the model from config.json: {err}") from err
     load_weights(policy, directory)
     return policy.to(device).eval()
+
+
+def init_checkpoint(
+    out: str | Path,
+    preset: str,
+    seed: int,
+    joint_names: list[str] | None = None,
+    cameras: list[str] | None = None,
+    robot_name: str = "aloha_bimanual",
+) -> Path:
+    """An UNTRAINED policy (random weights, identity normalisation) for tests, demos and benchmarks:
+    `joint_names` (default ALOHA's), `cameras` (default ALOHA's top camera; [] = state-only)."""
+    from rd_vla_ros.model.config import make_config
+    from rd_vla_ros.model.policy import RDVLAPolicy
+
+    torch.manual_seed(seed)
+    policy = RDVLAPolicy(make_config(preset, joint_names, cameras))
+    extra = {"trained": False, "seed": seed, "preset": preset, "robot": robot_name}
+    return save_policy(policy, out, extra=extra)
+
+
+def describe_checkpoint(directory: str | Path) -> str:
+    """A checkpoint's configuration in a few lines (reads config.json only)."""
+    config, extra = read_config(directory)
+    return (
+        f"joints: {config.joint_names}\ncameras: {config.camera_names}\nchunk: {config.head.chunk_length} x "
+        f"{config.control_period_s} s\nhead: D={config.head.d_model}, {config.head.num_core_layers} tied layers\n"
+        f"backbone: {config.backbone.vision_encoders}, image {config.backbone.image_size} px\n"
+        f"inference: {config.inference}\nextra: {extra}"
+    )

@@ -92,3 +92,20 @@ def make_schedule(name: str, chunk_length: int, **params: float) -> HorizonSched
         return cls(chunk_length, **params)
     except TypeError as err:
         raise ValueError(f"horizon '{name}': {err}") from err
+
+
+def parse_schedule(spec: str, chunk_length: int) -> tuple[str, dict[str, float]]:
+    """'fixed:h=8', 'linear:h_min=4,h_max=8', 'binary' -> (name, params), checked by building the
+    schedule; ValueError names a bad name, key or value."""
+    name, _, rest = spec.partition(":")
+    params: dict[str, float] = {}
+    for item in filter(None, rest.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            params[key.strip()] = int(value) if value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            raise ValueError(f"{key}: not a number: {value!r}") from None
+    make_schedule(name, chunk_length=chunk_length, **params)
+    return name, params

@@ -407,3 +407,20 @@ def _topic_entry(entry: Any, where: str, renames: dict[str, dict[str, str]], pos
     if names:
         positional[topic] = list(names)
     return topic
+
+
+def describe_bag(path: str | Path, topic_map_path: str | Path) -> str:
+    """Any bag's topics, types and counts, and whether it fits the topic map (a misfit is part of the
+    answer, not an error); BagError / ValueError / OSError only when the bag or the map cannot be read."""
+    topic_map = TopicMap.from_yaml(topic_map_path)
+    with BagSource(path) as source:
+        duration = (source.end_ns - source.start_ns) / 1e9 if source.message_count else 0.0
+        lines = [f"{path}: {source.message_count} messages over {duration:.2f} s"]
+        topics = sorted(source.topics.values(), key=lambda t: t.name)
+        lines += [f"  {t.name:50s} {t.msgtype:40s} {t.count}" for t in topics]
+        lines += [f"note: {topic}: {why}; it is read with the storage file's" for topic, why in source.repaired.items()]
+        try:
+            source.require(topic_map.required_topics(), topic_map.optional_topics())
+        except BagError as misfit:
+            return "\n".join([*lines, f"does not fit the topic map {topic_map_path}: {misfit}"])
+    return "\n".join([*lines, f"the bag has every topic the topic map needs ({topic_map_path})"])

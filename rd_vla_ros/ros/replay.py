@@ -17,6 +17,7 @@ import logging
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from tqdm import tqdm
 
 from rd_vla_ros.evaluation.commands import CommandTimeline
 from rd_vla_ros.evaluation.metrics import ErrorAccumulator, SettingStats, jerk, sampled
+from rd_vla_ros.evaluation.options import ReplayOptions
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros.bag_feed import BagFeed, ReplayError
@@ -379,3 +381,50 @@ def observation_key(stamp_ns: int, input_stamps: dict[str, int]) -> tuple:
     """Identifies an observation: the stamps of every input used (or the newest stamp alone when a
     chunk does not carry them). Equal keys = the same images and joint state."""
     return tuple(sorted(input_stamps.items())) if input_stamps else (stamp_ns,)
+
+
+def replay_bag(options: ReplayOptions, command: str) -> tuple[dict[str, Any], Path]:
+    """Replay one bag with a checkpoint and write its report; returns (summary, report directory).
+    A wrong bag, robot, topic map or checkpoint raises a one-line ValueError / OSError before the
+    model loads."""
+    from rd_vla_ros.evaluation.report import write_report
+    from rd_vla_ros.model.checkpoint import check_fit, load_policy, read_config
+    from rd_vla_ros.paths import config_path, resolve_checkpoint
+    from rd_vla_ros.ros import params as P
+
+    bag_path = Path(options.bag).resolve()
+    out = Path(options.out or f"replay_{bag_path.stem}").resolve()
+    if out == bag_path or bag_path in out.parents:
+        raise ValueError(f"the report directory {out} is inside the input bag; choose another --out")
+    values = P.values_from_file(options.params or config_path("rd_vla_node.yaml"))
+    topic_map = TopicMap.from_yaml(options.topic_map or config_path("topic_map_aloha.yaml"))
+    if options.instruction:
+        topic_map.instruction_default = options.instruction
+    robot = RobotDescription.load(options.robot or values["robot_description"])
+    with BagSource(bag_path) as bag:  # a wrong bag, robot or checkpoint is reported before the checkpoint loads
+        checkpoint = resolve_checkpoint(options.checkpoint or values["checkpoint"])
+        config, _ = read_config(checkpoint)
+        # the cameras a deployed node is configured with (--params), else the checkpoint's own
+        cameras = list(values["camera_names"]) if options.params else list(config.camera_names)
+        where = f"--params {options.params}" if options.params else "checkpoint"
+        check_fit(config, robot.joint_names, cameras, robot=f"robot '{robot.name}'", cameras_from=where)
+        bag.require(topic_map.required_topics(cameras), topic_map.optional_topics())
+    torch.set_num_threads(P.torch_threads(options.threads))
+    policy = load_policy(checkpoint, torch.device(options.device))
+    for name in ("warm_start", "warm_start_shift"):
+        if getattr(options, name) is not None:
+            values[f"halting.{name}"] = getattr(options, name)
+    runner = PolicyRunner(policy, robot.joint_names, cameras, P.inference_settings(values))
+    sweep = sweep_settings(runner.settings, options.thresholds, options.fixed_depths, options.halting)
+    live = load_live_chunks(str(options.live), options.live_topic) if options.live else None
+    replan, stride = ("horizon", 1) if options.stride == "horizon" else ("stride", int(options.stride))
+    engine = OfflineReplay(runner, robot, topic_map, P.assembly_limits(values), sweep, stride,
+                           values["safety.velocity_scale"], values["safety.velocity_reference"], replan,
+                           options.blending or [values["blending.mode"]], values["blending.decay"])  # fmt: skip
+    with BagSource(bag_path) as bag:
+        result = engine.run(
+            bag, progress=not options.quiet, start_s=options.start, duration_s=options.duration, live_chunks=live
+        )
+    context = {"checkpoint": str(checkpoint), "command": command, "topic_map": vars(topic_map)}
+    summary = write_report(result, out, options.tolerance, context, with_plots=not options.no_plots)
+    return summary, out

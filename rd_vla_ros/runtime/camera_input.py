@@ -46,3 +46,17 @@ def prepare_image(image: np.ndarray, size: int, crop: Sequence[float] | None = N
         x0, y0, x1, y1 = crop_box(image.shape[1], image.shape[0], crop)
         image = image[y0:y1, x0:x1]
     return resize_rgb(image, size)
+
+
+def parse_crops(items: list[str]) -> dict[str, list[float]]:
+    """['top=0.1,0.2,0.9,0.8', ...] -> {'top': [0.1, 0.2, 0.9, 0.8]}; ValueError names a malformed item."""
+    crops: dict[str, list[float]] = {}
+    for item in items:
+        name, eq, values = item.partition("=")
+        try:
+            crops[name.strip()] = [float(v) for v in values.split(",")]
+        except ValueError:
+            raise ValueError(f"--crop {item!r}: expected CAMERA=LEFT,TOP,RIGHT,BOTTOM (fractions)") from None
+        if not eq or not name.strip():
+            raise ValueError(f"--crop {item!r}: expected CAMERA=LEFT,TOP,RIGHT,BOTTOM (fractions)")
+    return crops

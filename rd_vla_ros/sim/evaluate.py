@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rd_vla_ros.evaluation.options import SimEvalOptions
 from rd_vla_ros.model.config import InferenceSettings
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.runtime.blending import ChunkBlender
@@ -244,3 +245,109 @@ def markdown_table(results: dict[str, Any]) -> str:
                 f"| {s['mean_iterations']:.2f} | {'' if horizon is None or horizon != horizon else f'{horizon:.2f}'} |"
             )
     return "\n".join(lines)
+
+
+def run_sim_eval(options: SimEvalOptions, progress: Any = None) -> dict[str, Any]:
+    """The results payload of one sim-eval run (without its command line); ValueError (one line) for
+    a checkpoint that cannot be evaluated here or a bad option."""
+    from dataclasses import replace
+
+    from rd_vla_ros.evaluation.report import machine
+    from rd_vla_ros.model.checkpoint import CheckpointError, check_fit, load_policy
+    from rd_vla_ros.model.horizon import parse_schedule
+    from rd_vla_ros.paths import config_path, resolve_checkpoint
+
+    if options.ros and (options.horizon or options.warm_start is not None or options.warm_start_shift is not None):
+        raise ValueError("--ros runs the node's deployed settings; --horizon and --warm-start are in-process only")
+    torch.set_num_threads(options.threads)
+    checkpoint = resolve_checkpoint(options.checkpoint)
+    policy = load_policy(checkpoint)
+    robot = RobotDescription.from_yaml(config_path("aloha_bimanual.yaml"))
+    check_fit(policy.config, robot.joint_names, robot=f"the simulated robot '{robot.name}'")
+    if not policy.config.camera_names:
+        raise CheckpointError("the ALOHA simulation evaluates camera policies; this checkpoint is state-only")
+    runner = PolicyRunner(policy, robot.joint_names, list(policy.config.camera_names))
+    base = runner.settings
+    if options.horizon:
+        try:
+            name, params = parse_schedule(options.horizon, policy.config.head.chunk_length)
+        except ValueError as err:
+            raise ValueError(f"--horizon: {err}") from None
+        base = replace(base, horizon=name, horizon_params=params)
+    if options.warm_start is not None:
+        base = replace(base, warm_start=options.warm_start)
+    if options.warm_start_shift is not None:
+        base = replace(base, warm_start_shift=options.warm_start_shift)
+    warm = ("warm shifted" if base.warm_start_shift else "warm") if base.warm_start else None
+    blending = None if options.blending == "none" else options.blending
+    suffix = "".join(f" [{x}]" for x in (options.horizon, blending, warm) if x)
+    sweep = sweep_for(base, options.depths, options.thresholds, suffix)
+    seeds = options.seeds
+    if options.ros:
+        results = ros_evaluate(str(checkpoint), options.tasks, seeds, options.real_time_factor, progress)
+    else:
+        results = evaluate(runner, robot, options.tasks, seeds, sweep, progress, options.blending)
+    return {"checkpoint": str(checkpoint), "machine": machine(),
+            "horizon": {"schedule": base.horizon, **base.horizon_params}, "seeds": seeds,
+            "blending": options.blending, "warm_start": base.warm_start, "warm_start_shift": base.warm_start_shift,
+            "episodes_per_setting": len(seeds), "episode_steps": EPISODE_STEPS, "results": results}  # fmt: skip
+
+
+def ros_evaluate(checkpoint: str, tasks: list[str], seeds: list[int], rtf: float, progress: Any = None) -> dict:
+    """The deployed setting (config/rd_vla_node.yaml) through the node and the sim bridge over DDS."""
+    import tempfile
+    from collections import Counter
+    from pathlib import Path
+
+    from rd_vla_ros.demos.closed_loop import run as run_closed_loop
+
+    results: dict = {}
+    for task in tasks:
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            rc, episodes = run_closed_loop(checkpoint, [(task, s) for s in seeds], Path(tmp), rtf, frame_every=0)
+        if rc != 0:
+            raise RuntimeError(f"the ROS closed loop failed for {task}")
+        n = len(episodes)
+        reached, final = sum(e["reached"] for e in episodes), sum(e["final"] for e in episodes)
+        its = [e["mean_iterations"] for e in episodes]
+        horizons: Counter = Counter()
+        for e in episodes:
+            horizons.update({int(h): count for h, count in e["horizons"].items()})  # H_exec -> chunks
+        mean_horizon = sum(h * count for h, count in horizons.items()) / max(1, sum(horizons.values()))
+        results[task] = {"deployed (ROS node + bridge)": {
+            "episodes": n, "success_reached": reached / n, "success_reached_ci95": wilson(reached, n),
+            "success_final": final / n, "success_final_ci95": wilson(final, n),
+            "mean_iterations": float(np.mean(its)), "mean_execution_horizon": mean_horizon, "fixed_depth": 0,
+            "seeds": seeds, "wall_s": time.perf_counter() - start, "per_episode": episodes,
+        }}  # fmt: skip
+        if progress is not None:
+            progress(task, "deployed (ROS)", results[task]["deployed (ROS node + bridge)"])
+    return results
+
+
+def merge_results(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Result payloads of several runs (e.g. one per task, run in parallel) as one: the first run's
+    fields, every run's command in `commands`, every (task, setting) result."""
+    if not parts:
+        raise ValueError("nothing to merge: give result files")
+    merged = {**parts[0], "commands": [p.get("command", "") for p in parts], "results": {}}
+    for part in parts:
+        for task, settings in part["results"].items():
+            merged["results"].setdefault(task, {}).update(settings)
+    return merged
+
+
+def write_results(payload: dict[str, Any], out: Any, plots_dir: Any = None) -> None:
+    """The payload as JSON at `out`, its table as Markdown beside it, and PNG plots in `plots_dir`."""
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown_table(payload["results"]) + "\n")
+    if plots_dir:
+        Path(plots_dir).mkdir(parents=True, exist_ok=True)
+        plot_results({t: {n: s for n, s in v.items() if "ROS" not in n} for t, v in payload["results"].items()},
+                     plots_dir)  # fmt: skip

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -286,6 +288,49 @@ def record_demo(
     if out is not None:
         (Path(out) / "episode.json").write_text(json.dumps(result.__dict__) + "\n")
     return result
+
+
+def kept_demo(demo: Demonstration) -> bool:
+    """A demonstration worth learning from: gym-aloha's success, and for TransferCube also the cube
+    still held at the end (its "reached 4" can be met by a brush of the cube)."""
+    return demo.success["reached"] and (demo.task != "transfer_cube" or demo.success["final"])
+
+
+def record_demos(
+    out: Path,
+    tasks: Sequence[str],
+    episodes: int,
+    first_seed: int,
+    cameras: tuple[str, ...] = ("top",),
+    resolution: tuple[int, int] = CAMERA_RESOLUTION,
+    storage: str = "mcap",
+    disturbance: Disturbance | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, int]:
+    """Record `episodes` kept demonstrations per task into out/<task>_<seed>/, from `first_seed` on,
+    skipping seeds whose scripted demonstration fails; bags already there are kept (a run resumes).
+    Returns task -> the seed after the last one tried."""
+    out.mkdir(parents=True, exist_ok=True)
+    next_seed: dict[str, int] = {}
+    for task in tasks:
+        kept, seed = 0, first_seed
+        while kept < episodes:
+            path = out / f"{task}_{seed:04d}"
+            if (path / "episode.json").is_file():
+                kept += 1
+            else:
+                if path.exists():  # an interrupted recording
+                    shutil.rmtree(path)
+                # physics alone first (deterministic, ~10x cheaper than rendering): only successes are recorded
+                if kept_demo(record_demo(task, seed, None, disturbance=disturbance)):
+                    record_demo(task, seed, path, cameras, resolution, storage, disturbance)
+                    kept += 1
+                else:
+                    log(f"{task} seed {seed}: the scripted demonstration failed, skipped")
+            seed += 1
+        next_seed[task] = seed
+        log(f"{task}: {kept} demonstrations in {out}")
+    return next_seed
 
 
 def _write_step(writer: BagWriter, sim: AlohaSim, t_ns: int, action: np.ndarray, period_ns: int) -> None:

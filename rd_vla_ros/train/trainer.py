@@ -32,52 +32,9 @@ from rd_vla_ros.model.depth import DepthSamplerConfig
 from rd_vla_ros.model.policy import RDVLAPolicy
 from rd_vla_ros.model.training import OptimizerConfig, make_optimizer
 from rd_vla_ros.robot import RobotDescription, policy_cameras
+from rd_vla_ros.train.config import TrainConfig
 from rd_vla_ros.train.dataset import EpisodeDataset
 from rd_vla_ros.train.state import load_optimizer, save_optimizer
-
-
-@dataclass
-class TrainConfig:
-    """Everything a training run needs; stored with the checkpoint."""
-
-    bags: list[str]
-    out: str
-    steps: int = 20_000
-    batch_size: int = 32
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    warmup_steps: int = 500
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    seed: int = 0
-    preset: str = "tiny"
-    robot: str | None = None  # robot YAML / .urdf / config name; None: the params file's robot_description
-    cameras: list[str] | None = None  # None: the robot file's, the params file's or the topic map's; []: state-only
-    crops: dict[str, list[float]] | None = None  # camera -> [left, top, right, bottom] fractions seen
-    train_backbone: bool | None = None  # None: train it unless it has pretrained weights (tiny: yes)
-    depth_mean: float | None = None  # None: the paper's 32
-    shift: int = 4
-    patch_size: int | None = None  # None: the preset's (tiny: 16 px); smaller = more vision tokens per camera
-    proprio_dropout: float = 0.0  # share of samples trained without joint positions (forces use of the cameras)
-    proprio_noise: float = 0.0  # std of noise on the joint positions the policy sees (raw units); targets stay clean
-    log_every: int = 50
-    save_every: int = 1000
-    topic_map: str | None = None
-    params: str | None = None
-    cache_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.bags:
-            raise ValueError("give at least one bag to train on")
-        for name in ("steps", "batch_size", "log_every", "save_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (math.isfinite(self.proprio_noise) and self.proprio_noise >= 0):
-            raise ValueError(f"proprio_noise must be finite and >= 0, got {self.proprio_noise}")
-        if not 0.0 <= self.proprio_dropout < 1.0:
-            raise ValueError(f"proprio_dropout must be in [0, 1), got {self.proprio_dropout}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:

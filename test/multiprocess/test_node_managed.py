@@ -17,7 +17,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from streams import init_context
 
-from rd_vla_ros.cli import init_checkpoint
+from rd_vla_ros.model.checkpoint import init_checkpoint
 from rd_vla_ros.paths import config_path
 
 pytestmark = pytest.mark.multiprocess

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streams import contracting_checkpoint
 
-from rd_vla_ros.cli import ros_eval
 from rd_vla_ros.demos.closed_loop import run
+from rd_vla_ros.sim.evaluate import ros_evaluate
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
@@ -31,7 +31,7 @@ def test_node_drives_the_simulated_robot(tmp_path: Path) -> None:
 def test_sim_eval_through_the_node_summarises_its_episodes(tmp_path: Path) -> None:
     """`rd-vla sim-eval --ros`: success with CIs, mean k* and mean H_exec from the node's own chunks."""
     shown: list[str] = []
-    results = ros_eval(str(contracting_checkpoint(tmp_path / "ckpt")), ["transfer_cube"], [1000], 1.0,
+    results = ros_evaluate(str(contracting_checkpoint(tmp_path / "ckpt")), ["transfer_cube"], [1000], 1.0,
                        lambda task, name, summary: shown.append(name))  # fmt: skip
     summary = results["transfer_cube"]["deployed (ROS node + bridge)"]
     (episode,) = summary["per_episode"]

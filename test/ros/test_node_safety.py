@@ -22,9 +22,8 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Header
 from trajectory_msgs.msg import JointTrajectory
 
-from rd_vla_ros.cli import init_checkpoint
 from rd_vla_ros.demos.synthetic import CAMERA_QOS, SyntheticSensors
-from rd_vla_ros.model.checkpoint import save_policy
+from rd_vla_ros.model.checkpoint import init_checkpoint, save_policy
 from rd_vla_ros.model.config import ALOHA_JOINTS, make_config
 from rd_vla_ros.model.policy import RDVLAPolicy
 from rd_vla_ros.ros.cdr import image_cdr
@@ -268,3 +267,4 @@ def test_settle_window_uses_every_message_of_the_instant(ros_context, checkpoint
     finally:
         node.destroy_node()
         rig.close()
+
