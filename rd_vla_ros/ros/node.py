@@ -48,7 +48,7 @@ from rd_vla_ros.ros.lifecycle import ManagedNode, run_managed
 from rd_vla_ros.runtime.blending import ChunkBlender
 from rd_vla_ros.runtime.chunk import ActionChunkData
 from rd_vla_ros.runtime.control_loop import ControlLoop
-from rd_vla_ros.runtime.joints import JointMapper
+from rd_vla_ros.runtime.joints import JointMapper, parse_renames
 from rd_vla_ros.runtime.loading import load_runner
 from rd_vla_ros.runtime.observation import ObservationAssembler
 from rd_vla_ros.runtime.runner import PolicyRunner
@@ -59,8 +59,9 @@ from rd_vla_ros.runtime.stats import NodeStats, RateMeter, diagnostic_groups
 class RDVLANode(ManagedNode):
     def __init__(self, node_name: str = "rd_vla_node", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        for spec in P.PARAMS:
-            self.declare_parameter(spec.name, spec.default, spec.descriptor())
+        for spec in P.PARAMS:  # an empty list has no type for rclpy: declared by its type, unset reads as []
+            default = Parameter.Type.STRING_ARRAY if spec.default == [] else spec.default
+            self.declare_parameter(spec.name, default, spec.descriptor())
         self.declare_parameter("autostart", False, P.ParamSpec("autostart", False, "configure and activate at "
                                "start-up (no lifecycle manager needed)", read_only=True).descriptor())  # fmt: skip
         self.values: dict[str, Any] = {p.name: P.declared_value(self, p) for p in P.PARAMS}
@@ -125,7 +126,8 @@ class RDVLANode(ManagedNode):
         assembler = ObservationAssembler(list(v["camera_names"]), P.assembly_limits(v), v["instruction"])
         self.loop = ControlLoop(runner, assembler, safety, self._now, _NodeSink(self), threading.Lock(),
                                 v["motion_enabled"], v["safety.hold_timeout_s"])  # fmt: skip
-        self.feed = InputFeed(assembler, JointMapper(self.robot.joint_names), self.loop.inputs_lock)
+        joints = JointMapper(self.robot.joint_names, parse_renames(v["joint_states.rename"]), v["joint_states.names"])
+        self.feed = InputFeed(assembler, joints, self.loop.inputs_lock)
         self._create_interfaces()
         gc.freeze()  # the model lives until cleanup: full collections (~0.2 s on 2 cores) stop scanning it
         cfg = runner.policy.config

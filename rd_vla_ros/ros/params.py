@@ -21,6 +21,7 @@ from rd_vla_ros.model.horizon import HORIZON_SCHEDULES, make_schedule
 from rd_vla_ros.ros.inputs import instruction_problem
 from rd_vla_ros.runtime.blending import BLENDING_MODES, ChunkBlender
 from rd_vla_ros.runtime.control_loop import ControlLoop
+from rd_vla_ros.runtime.joints import parse_renames
 from rd_vla_ros.runtime.observation import AssemblyLimits
 
 _TYPES = {
@@ -65,6 +66,8 @@ class ParamSpec:
             value = float(value)
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             return f"{self.name} must be {expected.__name__}, got {type(value).__name__}"
+        if expected is list and not all(isinstance(item, str) for item in value):
+            return f"{self.name} must be a list of strings, got {value!r}"
         if expected is float and not math.isfinite(value):
             return f"{self.name} must be finite, got {value}"
         if self.low is not None and value < self.low:
@@ -106,6 +109,11 @@ PARAMS: list[ParamSpec] = [
     ParamSpec("camera_qos", "sensor_data", "camera subscription QoS: sensor_data (best effort, depth 1) or "
               "reliable (depth 1)", read_only=True, choices=("sensor_data", "reliable")),
     ParamSpec("joint_state_topic", "joint_states", "sensor_msgs/JointState topic", read_only=True),
+    ParamSpec("joint_states.rename", [], "for drivers that name joints otherwise: PUBLISHED=ROBOT per item, e.g. "
+              "['q0=shoulder_pan_joint', ...] (names not listed are used as published)", read_only=True),
+    ParamSpec("joint_states.names", [], "for drivers that publish an empty name array: the names of the positions, "
+              "in order (robot joint names, or published names that joint_states.rename maps); used only when a "
+              "message has no names", read_only=True),
     ParamSpec("instruction_topic", "instruction", "std_msgs/String topic overriding the instruction parameter",
               read_only=True),
     ParamSpec("arm_trajectory_topics", ["left_arm_controller/joint_trajectory",
@@ -192,6 +200,13 @@ def validate(values: dict[str, Any]) -> str:
     instruction = values["instruction"]
     if instruction and instruction_problem(instruction.strip()):  # "" = not set
         return f"instruction: {instruction_problem(instruction.strip())} ('' leaves it unset)"
+    try:
+        parse_renames(values["joint_states.rename"])
+    except ValueError as err:
+        return f"joint_states.rename: {err}"
+    names = values["joint_states.names"]
+    if len(set(names)) != len(names) or not all(n.strip() for n in names):
+        return f"joint_states.names must be distinct, non-empty joint names, got {names}"
     if len(values["camera_topics"]) != len(values["camera_names"]):
         return "camera_topics and camera_names must have the same length"
     if values["runtime"] != "torch" and values["backbone_dtype"] != "float32":

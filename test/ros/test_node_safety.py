@@ -26,6 +26,7 @@ from rd_vla_ros.demos.synthetic import CAMERA_QOS, SyntheticSensors
 from rd_vla_ros.model.checkpoint import init_checkpoint, save_policy
 from rd_vla_ros.model.config import ALOHA_JOINTS, make_config
 from rd_vla_ros.model.policy import RDVLAPolicy
+from rd_vla_ros.ros import params as P
 from rd_vla_ros.ros.cdr import image_cdr
 from rd_vla_ros.ros.conversions import ns_to_time, time_to_ns
 from rd_vla_ros.ros.node import RDVLANode
@@ -268,3 +269,70 @@ def test_settle_window_uses_every_message_of_the_instant(ros_context, checkpoint
         node.destroy_node()
         rig.close()
 
+
+PUBLISHED = [f"q{i}" for i in range(len(ALOHA_JOINTS))]  # a driver's own joint names, in robot order
+RENAMES = [f"{q}={j}" for q, j in zip(PUBLISHED, ALOHA_JOINTS, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("published", "params"),
+    [
+        (PUBLISHED, [Parameter("joint_states.rename", value=RENAMES)]),
+        ([], [Parameter("joint_states.names", value=ALOHA_JOINTS)]),  # an empty name array, named by position
+        ([], [Parameter("joint_states.names", value=PUBLISHED),  # both: positions named, then renamed
+              Parameter("joint_states.rename", value=RENAMES)]),
+        (PUBLISHED, []),  # without the parameters these joint states are rejected: nothing is planned
+    ],
+    ids=["rename", "by-position", "by-position-renamed", "unmapped"],
+)  # fmt: skip
+def test_joint_states_renamed_or_named_by_position(
+    ros_context, checkpoint: Path, published: list[str], params: list[Parameter]
+) -> None:
+    driver = Node("driver", context=ros_context)
+    pub = driver.create_publisher(JointState, "joint_states", 10)
+
+    def publish() -> None:
+        msg = JointState(name=published, position=[0.01 * i for i in range(len(ALOHA_JOINTS))])
+        msg.header.stamp = driver.get_clock().now().to_msg()
+        pub.publish(msg)
+
+    driver.create_timer(1 / 30, publish)
+    node = RDVLANode(context=ros_context, parameter_overrides=[
+        Parameter("checkpoint", value=str(checkpoint)), Parameter("instruction", value="pick"),
+        Parameter("halting.fixed_depth", value=2), *params])  # fmt: skip
+    sensors = SyntheticSensors(ros_context, ["top", "left_wrist"], ALOHA_JOINTS, size=64)
+    sensors.joints_on = False
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        if params:
+            assert spin_until([node, driver], ros_context, lambda: node.stats.chunks >= 2, timeout=20)
+            assert node.stats.rejected["joint_states"] == 0
+        else:
+            assert spin_until([node, driver], ros_context, lambda: node.stats.rejected["joint_states"] >= 5, timeout=20)
+            assert node.stats.chunks == 0
+        node.trigger_deactivate()
+    finally:
+        sensors.close()
+        node.destroy_node()
+        driver.destroy_node()
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ([Parameter("joint_states.rename", value=["q0"])], "'q0' is not PUBLISHED_NAME=ROBOT_JOINT"),
+        ([Parameter("joint_states.rename", value=["q0=a", "q0=b"])], "'q0' is renamed twice"),
+        ([Parameter("joint_states.names", value=["a", "a"])], "joint_states.names must be distinct"),
+    ],
+)
+def test_bad_joint_name_parameters_fail_configure_with_the_reason(
+    ros_context, checkpoint: Path, params: list[Parameter], reason: str
+) -> None:
+    node = RDVLANode(context=ros_context, parameter_overrides=[Parameter("checkpoint", value=str(checkpoint)), *params])
+    try:
+        assert reason in P.validate(node.values)  # the reason configure logs
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert node.runner is None
+    finally:
+        node.destroy_node()

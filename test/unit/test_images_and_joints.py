@@ -14,7 +14,7 @@ from sensor_msgs.msg import CompressedImage, Image
 from rd_vla_ros.model.config import make_config
 from rd_vla_ros.ros.images import ImageError, compressed_to_rgb, image_to_rgb
 from rd_vla_ros.runtime.camera_input import check_crop, crop_box, prepare_image, resize_rgb
-from rd_vla_ros.runtime.joints import JointMapper, JointStateError
+from rd_vla_ros.runtime.joints import JointMapper, JointStateError, parse_renames
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
@@ -146,3 +146,28 @@ def test_joint_mapping_by_name() -> None:
     with pytest.raises(JointStateError, match="duplicate"):
         mapper.positions(["a", "a", "b", "c"], [1.0, 1.0, 2.0, 3.0])
     assert mapper.missing(["a"]) == ["b", "c"]
+
+
+def test_joint_mapping_with_renames_and_positional_names() -> None:
+    renamed = JointMapper(["b", "a"], renames={"q0": "a", "q1": "b"})
+    np.testing.assert_array_equal(renamed.positions(["q0", "q1", "x"], [1.0, 2.0, 9.0]), [2.0, 1.0])
+    np.testing.assert_array_equal(renamed.positions(["b", "a"], [2.0, 1.0]), [2.0, 1.0])  # unlisted: as published
+    with pytest.raises(JointStateError, match="duplicate joint names after renaming"):
+        renamed.positions(["q0", "a", "b"], [1.0, 1.0, 2.0])
+    assert renamed.missing(["q0"]) == ["b"]
+    positional = JointMapper(["b", "a"], positional_names=["a", "b", "x"])
+    np.testing.assert_array_equal(positional.positions([], [1.0, 2.0, 9.0]), [2.0, 1.0])
+    np.testing.assert_array_equal(positional.positions(["b", "a"], [5.0, 6.0]), [5.0, 6.0])  # names win
+    with pytest.raises(JointStateError, match="3 names but 2 positions"):
+        positional.positions([], [1.0, 2.0])
+    with pytest.raises(JointStateError, match="0 names but 2 positions"):
+        JointMapper(["a", "b"]).positions([], [1.0, 2.0])  # no positional names: rejected as before
+    both = JointMapper(["a", "b"], renames={"q0": "a", "q1": "b"}, positional_names=["q1", "q0"])
+    np.testing.assert_array_equal(both.positions([], [1.0, 2.0]), [2.0, 1.0])
+
+
+def test_rename_items_parse_or_say_what_is_wrong() -> None:
+    assert parse_renames(["q0=a", " q1 = b "]) == {"q0": "a", "q1": "b"}
+    for bad, reason in ((["q0"], "not PUBLISHED_NAME=ROBOT_JOINT"), (["=a"], "not"), (["q0=a", "q0=b"], "twice")):
+        with pytest.raises(ValueError, match=reason):
+            parse_renames(bad)
