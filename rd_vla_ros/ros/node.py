@@ -23,30 +23,24 @@ import sys
 import threading
 from typing import Any
 
-import numpy as np
 import torch
-from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
-from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
-from trajectory_msgs.msg import JointTrajectory
 
 from rd_vla_ros.model.checkpoint import CheckpointError
-from rd_vla_ros.msg import ActionChunk
 from rd_vla_ros.paths import resolve_checkpoint
 from rd_vla_ros.robot import RobotDescription
 from rd_vla_ros.ros import params as P
-from rd_vla_ros.ros.conversions import action_chunk_to_msg, arm_trajectories, diagnostic_array
+from rd_vla_ros.ros.conversions import diagnostic_array
 from rd_vla_ros.ros.inputs import InputFeed
 from rd_vla_ros.ros.lifecycle import ManagedNode, run_managed
+from rd_vla_ros.ros.node_io import NodeOutputs, subscribe_inputs
 from rd_vla_ros.runtime.blending import ChunkBlender
-from rd_vla_ros.runtime.chunk import ActionChunkData
 from rd_vla_ros.runtime.control_loop import ControlLoop
 from rd_vla_ros.runtime.joints import JointMapper, parse_renames
 from rd_vla_ros.runtime.loading import load_runner
@@ -75,18 +69,16 @@ class RDVLANode(ManagedNode):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._entities: list[Any] = []
+        self._input_subscriptions: list[Any] = []
         self._activity_timers: list[Any] = []
-        self.chunk_pub: Any = None
-        self.diag_pub: Any = None
-        self.arm_pubs: list[Any] = []
-        self.gripper_pubs: list[Any] = []
+        self.outputs: NodeOutputs | None = None  # publishers, made on configure
+        self._enable_motion_service: Any = None
         # rclpy's signal thread wakes the executors *before* it shuts the context down (rclpy
         # signal_handler.cpp), so a spin() woken early goes back to waiting; when every other timer runs
         # on a stopped /clock (use_sim_time, bag ended) nothing would wake it again and SIGINT/SIGTERM
         # would be ignored. A steady-clock timer bounds that wait (0.25 s); main()'s own signal handlers
         # run when it returns.
-        self._shutdown_poll = self.create_timer(0.25, _nothing, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self._shutdown_poll = self.create_timer(0.25, lambda: None, clock=Clock(clock_type=ClockType.STEADY_TIME))
 
     @property
     def stats(self) -> NodeStats:
@@ -124,7 +116,8 @@ class RDVLANode(ManagedNode):
                                         velocity_reference=v["safety.velocity_reference"],
                                         max_tracking_error=v["safety.max_tracking_error"])  # fmt: skip
         assembler = ObservationAssembler(list(v["camera_names"]), P.assembly_limits(v), v["instruction"])
-        self.loop = ControlLoop(runner, assembler, safety, self._now, _NodeSink(self), threading.Lock(),
+        self.outputs = NodeOutputs(self, v, self.robot)
+        self.loop = ControlLoop(runner, assembler, safety, self._now, self.outputs, threading.Lock(),
                                 v["motion_enabled"], v["safety.hold_timeout_s"])  # fmt: skip
         joints = JointMapper(self.robot.joint_names, parse_renames(v["joint_states.rename"]), v["joint_states.names"])
         self.feed = InputFeed(assembler, joints, self.loop.inputs_lock)
@@ -220,44 +213,21 @@ class RDVLANode(ManagedNode):
 
     # ------------------------------------------------------------------------------ interfaces
     def _create_interfaces(self) -> None:
-        v = self.values
-        reliability = ReliabilityPolicy.BEST_EFFORT if v["camera_qos"] == "sensor_data" else ReliabilityPolicy.RELIABLE
-        camera_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=reliability)
-        image_type = Image if v["camera_transport"] == "raw" else CompressedImage
-        for name, topic in zip(v["camera_names"], v["camera_topics"], strict=True):
-            self._entities.append(
-                self.create_subscription(image_type, topic, lambda m, n=name: self._on_image(n, m), camera_qos)
-            )
-            self.rates[name] = RateMeter()
-        self.rates["joint_states"] = RateMeter()
-        self._entities.append(self.create_subscription(JointState, v["joint_state_topic"], self._on_joint_state, 10))
-        self._entities.append(self.create_subscription(String, v["instruction_topic"], self._on_instruction, 10))
-        self.chunk_pub = self.create_lifecycle_publisher(ActionChunk, "~/action_chunk", 10)
-        self.arm_pubs = [self.create_lifecycle_publisher(JointTrajectory, t, 10) for t in v["arm_trajectory_topics"]]
-        separate = v["gripper_mode"] == "separate"
-        self.gripper_pubs = [self.create_lifecycle_publisher(JointTrajectory, t, 10) for t in v["gripper_topics"]
-                             ] if separate else []  # fmt: skip
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._entities.append(self.create_service(SetBool, "~/enable_motion", self._on_enable_motion))
-        arms = self.robot.arms if self.robot else ()
-        if len(v["arm_trajectory_topics"]) != len(arms):
-            self.get_logger().warning(
-                f"{len(v['arm_trajectory_topics'])} arm_trajectory_topics for {len(arms)} arms: "
-                "arms without a topic get no commands"
-            )
+        self._input_subscriptions = subscribe_inputs(self, self.values, self._on_image, self._on_joint_state,
+                                               self._on_instruction)  # fmt: skip
+        self.rates = {name: RateMeter() for name in [*self.values["camera_names"], "joint_states"]}
+        self._enable_motion_service = self.create_service(SetBool, "~/enable_motion", self._on_enable_motion)
 
     def _destroy_interfaces(self) -> None:
-        for entity in self._entities:
-            if hasattr(entity, "topic_name") and hasattr(entity, "handle"):
-                self.destroy_subscription(entity)
-            else:
-                self.destroy_service(entity)
-        self._entities = []
-        for pub in [self.chunk_pub, self.diag_pub, *self.arm_pubs, *self.gripper_pubs]:
-            if pub is not None:
-                self.destroy_publisher(pub)
-        self.arm_pubs, self.gripper_pubs = [], []
-        self.chunk_pub = self.diag_pub = None
+        for subscription in self._input_subscriptions:
+            self.destroy_subscription(subscription)
+        self._input_subscriptions = []
+        if self._enable_motion_service is not None:
+            self.destroy_service(self._enable_motion_service)
+            self._enable_motion_service = None
+        if self.outputs is not None:
+            self.outputs.destroy()
+            self.outputs = None
 
     # ------------------------------------------------------------------------------ callbacks
     def _on_image(self, name: str, msg: Image | CompressedImage) -> None:
@@ -336,58 +306,25 @@ class RDVLANode(ManagedNode):
     def _final_hold(self, why: str) -> None:
         """A hold before the commands stop for good, waited for until the controllers acknowledged it
         (reliable subscribers; at most 0.5 s per topic), so it is not lost with the publishers."""
-        if self.loop is not None and self.loop.hold(why):
-            for pub in [*self.arm_pubs, *self.gripper_pubs]:
-                pub.wait_for_all_acked(Duration(seconds=0.5))
+        if self.loop is not None and self.loop.hold(why) and self.outputs is not None:
+            self.outputs.wait_for_commands_acked(0.5)
 
     # ------------------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self) -> None:
         loop = self.loop
-        if self.diag_pub is None or loop is None:
+        if self.outputs is None or loop is None:
             return
         with loop.inputs_lock:
             inputs = {**loop.assembler.cameras, "joint_states": loop.assembler.joints}
         s = loop.runner.settings
         groups = diagnostic_groups(self._now(), loop.stats, loop.scheduler, inputs, self.rates,
                                    f"{s.halting} {s.threshold}", self.runtime_name, loop.motion_enabled)  # fmt: skip
-        self.diag_pub.publish(
+        self.outputs.diagnostics_pub.publish(
             diagnostic_array(groups, self.get_clock().now().to_msg(), self.get_fully_qualified_name())
         )
 
     def _now(self) -> int:
         return self.get_clock().now().nanoseconds
-
-
-class _NodeSink:
-    """The control loop's output as the node's messages and log lines."""
-
-    def __init__(self, node: RDVLANode) -> None:
-        self.node = node
-
-    def chunk(self, chunk: ActionChunkData) -> None:
-        self.node.chunk_pub.publish(action_chunk_to_msg(chunk))
-
-    def command(self, rows: np.ndarray, stamp_ns: int, period_s: float) -> None:
-        node, separate = self.node, self.node.values["gripper_mode"] == "separate"
-        messages = arm_trajectories(node.robot, rows, stamp_ns, period_s, separate)
-        for i, (arm_msg, gripper_msg) in enumerate(messages):
-            if i < len(node.arm_pubs):
-                node.arm_pubs[i].publish(arm_msg)
-            if gripper_msg is not None and i < len(node.gripper_pubs):
-                node.gripper_pubs[i].publish(gripper_msg)
-
-    def log(self, level: str, text: str) -> None:
-        logger = self.node.get_logger()  # one call site per severity: rclpy refuses to mix them at one
-        if level == "error":
-            logger.error(text)
-        elif level == "warning":
-            logger.warning(text)
-        else:
-            logger.info(text)
-
-
-def _nothing() -> None:
-    pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -149,7 +149,7 @@ def test_lifecycle_configure_fails_with_a_reason_then_succeeds(ros_context, chec
     assert good.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     model = weakref.ref(good.runner.policy)
     assert good.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
-    assert good.runner is None and good.chunk_pub is None
+    assert good.runner is None and good.outputs is None
     assert model() is None  # released, although configure froze it out of the garbage collector's scans
     good.destroy_node()
 
