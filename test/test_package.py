@@ -130,6 +130,32 @@ def test_model_code_never_imports_rclpy() -> None:
     assert result.returncode == 0, f"model code pulled in ROS modules: {result.stdout}{result.stderr}"
 
 
+def test_no_module_imports_a_private_name_of_another() -> None:
+    """A leading underscore is a module's own business: neither the package, its tests, benchmarks nor
+    tools import one from rd_vla_ros (a name others need is made public where it lives)."""
+    found = []
+    for folder in ("rd_vla_ros", "test", "benchmarks", "tools", "launch"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rd_vla_ros"):
+                    found += [f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{a.name}"
+                              for a in node.names if a.name.startswith("_")]  # fmt: skip
+    assert found == [], found
+
+
+def test_the_command_line_builds_without_the_heavy_libraries() -> None:
+    """`rd-vla --help` and every command's options load no transformers, MuJoCo or rclpy: each command
+    imports what it needs when it runs."""
+    probe = (
+        "import sys; from rd_vla_ros.cli import parser; parser()\n"
+        "heavy = ('transformers', 'onnxruntime', 'mujoco', 'dm_control', 'rclpy')\n"
+        "heavy = sorted(m for m in heavy if m in sys.modules)\n"
+        "print(heavy); sys.exit(1 if heavy else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert result.returncode == 0, f"building the rd-vla parser loaded {result.stdout}{result.stderr}"
+
+
 def test_ruff_lint_and_format() -> None:
     check = subprocess.run([sys.executable, "-m", "ruff", "check", "."], cwd=ROOT, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
