@@ -207,14 +207,21 @@ def test_delta_changed_from_another_process_changes_iterations(harness: Harness)
 
 def test_camera_dropout_stops_commands_holds_once_and_recovers(harness: Harness) -> None:
     harness.robot.cameras_on = False
-    t0 = time.monotonic()
-    time.sleep(1.5)
-    quiet_from = t0 + 0.6  # age limit 0.25 s + one in-flight inference
-    assert harness.since(harness.chunks, quiet_from) == []
-    holds = [m for m in harness.since(harness.left, t0) if len(m.points) == 1 and time_to_ns(m.header.stamp) == 0]
-    assert len(holds) == 1  # one hold at the measured positions, then silence
-    assert list(holds[0].points[0].positions) == pytest.approx([0.0] * 7)
-    harness.robot.cameras_on = True
+    try:
+        t0 = time.monotonic()
+        time.sleep(2.0)
+        quiet_from = t0 + 1.0  # age limit 0.25 s + one in-flight inference, slow on a loaded machine
+        assert harness.since(harness.chunks, quiet_from) == []
+        sent = harness.since(harness.left, t0)
+        is_hold = [len(m.points) == 1 and time_to_ns(m.header.stamp) == 0 for m in sent]
+        # the last images may still give a chunk (commanded, or on a slow machine too late: a hold of its
+        # own); after the last command built from a chunk: one hold at the measured positions, then silence
+        last_chunk = max((i for i, hold in enumerate(is_hold) if not hold), default=-1)
+        trailing = sent[last_chunk + 1 :]
+        assert len(trailing) == 1 and is_hold[-1], [(len(m.points), time_to_ns(m.header.stamp)) for m in sent]
+        assert list(trailing[0].points[0].positions) == pytest.approx([0.0] * 7)
+    finally:
+        harness.robot.cameras_on = True
     t1 = time.monotonic()
     assert wait_for(lambda: len(harness.since(harness.chunks, t1)) >= 2, 10), "did not recover"
 
