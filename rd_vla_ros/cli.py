@@ -290,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # CheckpointError, BagError, ReplayError, RobotDescriptionError, ...
         sys.stderr.write(f"rd-vla {args.command}: {err}\n")
         return 1
+    except ModuleNotFoundError as err:  # e.g. the simulation in an environment made without it
+        sys.stderr.write(f"rd-vla {args.command}: {err.name} is not installed in {sys.prefix}: `make setup` installs "
+                         "everything (the Jazzy environment has no simulation)\n")  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write(f"rd-vla {args.command}: interrupted\n")
         return 130

