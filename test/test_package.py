@@ -143,6 +143,34 @@ def test_no_module_imports_a_private_name_of_another() -> None:
     assert found == [], found
 
 
+def _self_attributes(path: Path) -> set[str]:
+    """Names assigned as `self.NAME = ...` (or annotated) anywhere in a source file."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        for target in targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                names.add(target.attr)
+    return names
+
+
+def test_our_nodes_never_reuse_an_attribute_name_of_rclpy() -> None:
+    """rclpy's Node keeps its entities in plain attributes (_subscriptions, _timers, ...): a subclass
+    assigning one of those names silently hides entities from the executor (it happened twice)."""
+    import rclpy
+
+    base = Path(rclpy.__file__).parent
+    theirs = set().union(*(_self_attributes(base / f) for f in ("node.py", "lifecycle/node.py",
+                                                                  "lifecycle/managed_entity.py")))  # fmt: skip
+    ours = {p: _self_attributes(ROOT / p) for p in ("rd_vla_ros/ros/node.py", "rd_vla_ros/ros/lifecycle.py",
+                                                    "rd_vla_ros/sim/bridge.py")}  # fmt: skip
+    clashes = {p: sorted(names & theirs) for p, names in ours.items() if names & theirs}
+    assert clashes == {}, clashes
+    assert {"_subscriptions", "_timers", "_publishers"} <= theirs  # the scan reads rclpy's assignments
+
+
 def test_the_command_line_builds_without_the_heavy_libraries() -> None:
     """`rd-vla --help` and every command's options load no transformers, MuJoCo or rclpy: each command
     imports what it needs when it runs."""
