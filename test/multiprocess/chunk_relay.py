@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -38,4 +39,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # The relay's work is done and reported: end without the interpreter's teardown of the DDS
+    # participant, which once kept this helper alive for over 30 s after it had reported "relayed 5".
+    sys.stdout.flush()
+    os._exit(code)
