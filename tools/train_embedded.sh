@@ -4,12 +4,12 @@
 #      with DART-style disturbances, in two processes;
 #   2. `rd-vla train` on them (conv keypoint encoder, top camera cropped to the table, blurred joints).
 # Usage: tools/train_embedded.sh [OUT]      (default build/embedded; OUT/train/checkpoint is the model)
-# Environment: EPISODES (per task and process, default 100), STEPS (default 9000).
+# Environment: EPISODES (per task and process, default 150), STEPS (default 15000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-build/embedded}
-episodes=${EPISODES:-100}
-steps=${STEPS:-9000}
+episodes=${EPISODES:-150}
+steps=${STEPS:-15000}
 rd=.venv/bin/rd-vla
 export MUJOCO_GL=${MUJOCO_GL:-osmesa} PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-osmesa}
 

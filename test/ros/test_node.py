@@ -192,8 +192,8 @@ def test_default_embedded_checkpoint_is_shipped_and_loads(ros_context) -> None:
     assert size < 20 * 2**20, f"the embedded model is {size / 2**20:.1f} MB"
     _, extra = read_config(directory)
     assert extra["trained"] is True and extra["tasks"] == {
-        "transfer the cube": 200,
-        "insert the peg into the socket": 200,
+        "transfer the cube": 300,
+        "insert the peg into the socket": 300,
     }
     node = RDVLANode(context=ros_context)  # checkpoint: embedded (the default)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
