@@ -40,6 +40,7 @@ from rd_vla_ros.sim.aloha import (
     CAMERA_RESOLUTION,
     CONTROL_PERIOD_S,
     EPISODE_STEPS,
+    MAX_REWARD,
     AlohaSim,
     make_cheap,
     object_poses,
@@ -246,6 +247,7 @@ class Demonstration:
     success: dict[str, bool]
     steps: int
     disturbance_std: float = 0.0
+    steps_at_max: int = 0  # control steps at reward MAX_REWARD (Insertion's expert: 1-2, then off the pin)
 
 
 def record_demo(
@@ -283,7 +285,12 @@ def record_demo(
             writer.__exit__(None, None, None)
         sim.close()
     result = Demonstration(
-        task, seed, sim.success(), EPISODE_STEPS, disturbance.amplitude(seed) if disturbance else 0.0
+        task,
+        seed,
+        sim.success(),
+        EPISODE_STEPS,
+        disturbance.amplitude(seed) if disturbance else 0.0,
+        sum(r == MAX_REWARD for r in sim.rewards),
     )
     if out is not None:
         (Path(out) / "episode.json").write_text(json.dumps(result.__dict__) + "\n")
