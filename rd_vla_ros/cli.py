@@ -291,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"rd-vla {args.command}: {err}\n")
         return 1
     except ModuleNotFoundError as err:  # e.g. the simulation in an environment made without it
+        if (err.name or "rd_vla_ros").split(".")[0] == "rd_vla_ros":
+            raise  # a bug of the package itself, not a missing dependency: the traceback says where
         sys.stderr.write(f"rd-vla {args.command}: {err.name} is not installed in {sys.prefix}: `make setup` installs "
                          "everything (the Jazzy environment has no simulation)\n")  # fmt: skip
         return 1

@@ -82,3 +82,26 @@ def test_a_field_without_a_command_line_form_is_refused_when_the_parser_is_built
 def test_the_commands_options_each_have_help(cls: type) -> None:
     assert all(f.metadata.get("help") for f in fields(cls)), [f.name for f in fields(cls) if not f.metadata.get("help")]
     add_options(argparse.ArgumentParser(), cls)  # every field has a command-line form
+
+
+def test_cli_names_a_missing_package_but_shows_its_own_import_bugs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, tmp_path: Path
+) -> None:
+    """A dependency absent from the environment is one line and exit 1; a broken import inside rd_vla_ros
+    is a bug of the package and keeps its traceback."""
+    from rd_vla_ros import cli
+
+    def missing(args: argparse.Namespace, argv: list[str]) -> int:
+        raise ModuleNotFoundError("No module named 'mujoco'", name="mujoco")
+
+    monkeypatch.setattr(cli, "export", missing)
+    assert cli.main(["export", "embedded", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rd-vla export: mujoco is not installed") and err.count("\n") == 1
+
+    def own_bug(args: argparse.Namespace, argv: list[str]) -> int:
+        raise ModuleNotFoundError("No module named 'rd_vla_ros.nowhere'", name="rd_vla_ros.nowhere")
+
+    monkeypatch.setattr(cli, "export", own_bug)
+    with pytest.raises(ModuleNotFoundError, match=r"rd_vla_ros\.nowhere"):
+        cli.main(["export", "embedded", str(tmp_path)])
