@@ -351,6 +351,18 @@ class TopicMap:
             positional_names=positional,
         )
 
+    def adopt_node_joint_naming(self, renames: dict[str, str], names: list[str], source: str) -> None:
+        """Read the joint-state topic with a params file's joint_states.rename / joint_states.names (the
+        node's naming of the same driver) where the topic map gives none; ValueError (one line) where
+        both give one and they differ."""
+        topic = self.joint_states
+        if renames and self.renames.setdefault(topic, dict(renames)) != renames:
+            raise ValueError(f"{source} sets joint_states.rename {renames}, the topic map renames {topic}'s joints "
+                             f"{self.renames[topic]}: keep one of them")  # fmt: skip
+        if names and self.positional_names.setdefault(topic, list(names)) != list(names):
+            raise ValueError(f"{source} sets joint_states.names {list(names)}, the topic map names {topic}'s "
+                             f"positions {self.positional_names[topic]}: keep one of them")  # fmt: skip
+
     def name_joints(self, topic: str, msg: Any) -> Any:
         """`msg` (JointState, JointTrajectory or ActionChunk of `topic`) with its joint names as the robot
         description's: positional names where the message has none, then the topic's renames."""

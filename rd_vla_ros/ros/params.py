@@ -283,6 +283,11 @@ def torch_threads(value: int) -> int:
     return value if value > 0 else max(1, (os.cpu_count() or 2) - 1)
 
 
+def joint_naming(values: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """joint_states.rename (published -> robot name) and joint_states.names of validated values."""
+    return parse_renames(values["joint_states.rename"]), list(values["joint_states.names"])
+
+
 def values_from_file(path: str | Path, node_name: str = "/rd_vla_node") -> dict[str, Any]:
     """The node's parameter values from a `--params-file` YAML (declared defaults for what it omits).
 

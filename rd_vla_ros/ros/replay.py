@@ -398,6 +398,7 @@ def replay_bag(options: ReplayOptions, command: str) -> tuple[dict[str, Any], Pa
         raise ValueError(f"the report directory {out} is inside the input bag; choose another --out")
     values = P.values_from_file(options.params or config_path("rd_vla_node.yaml"))
     topic_map = TopicMap.from_yaml(options.topic_map or config_path("topic_map_aloha.yaml"))
+    topic_map.adopt_node_joint_naming(*P.joint_naming(values), f"--params {options.params}")
     if options.instruction:
         topic_map.instruction_default = options.instruction
     robot = RobotDescription.load(options.robot or values["robot_description"])

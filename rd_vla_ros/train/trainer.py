@@ -64,6 +64,7 @@ def run_inputs(cfg: TrainConfig) -> RunInputs:
 
     values = P.values_from_file(cfg.params or config_path("rd_vla_node.yaml"))
     topic_map = TopicMap.from_yaml(cfg.topic_map or config_path("topic_map_aloha.yaml"))
+    topic_map.adopt_node_joint_naming(*P.joint_naming(values), f"--params {cfg.params}")
     robot = RobotDescription.load(cfg.robot or values["robot_description"])
     params_cameras = list(values["camera_names"]) if cfg.params else None
     cameras = policy_cameras(cfg.cameras, cfg.cameras == [], robot, ("the --params file", params_cameras),

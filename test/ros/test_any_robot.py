@@ -157,3 +157,36 @@ def test_the_node_takes_the_urdf_itself_as_robot_description(setup: dict[str, Pa
                 assert node.robot is not None and node.robot.joint_names == ARM
         finally:
             node.destroy_node()
+
+
+def test_replay_and_train_read_joints_as_the_params_file_names_them(setup: dict[str, Path], capsys) -> None:
+    """The node's joint_states.rename (a params file) applies to the bags that replay and train read, as
+    it does live: a topic map without renames then fits the q0..q6 recording; a topic map that renames
+    otherwise is refused in one line that names both."""
+    root = setup["root"] / "params_rename"
+    root.mkdir()
+    recorded = [f"q{i}" for i in range(len(JOINTS))]
+    plain = yaml.safe_load(setup["topic_map"].read_text())
+    plain["topic_map"]["joint_states"] = "/joint_states"
+    plain_map = write_yaml(root / "plain.yaml", plain)
+    params = write_yaml(root / "node.yaml", {"rd_vla_node": {"ros__parameters": {
+        "robot_description": "ur5e_robotiq.yaml", "camera_names": ["wrist"], "camera_topics": [CAMERA],
+        "arm_trajectory_topics": [COMMANDS],
+        "joint_states.rename": [f"{q}={j}" for q, j in zip(recorded, JOINTS, strict=True)]}}})  # fmt: skip
+    assert main(["init-checkpoint", str(root / "init"), "--robot", str(setup["robot"])]) == 0
+    replay = ["replay", str(setup["bag"]), "--checkpoint", str(root / "init"), "--topic-map", str(plain_map),
+              "--fixed-depths", "2", "--thresholds", "1e-2", "--quiet", "--no-plots"]  # fmt: skip
+    capsys.readouterr()
+    assert main([*replay, "--robot", str(setup["robot"]), "--out", str(root / "without")]) == 1  # q0..q6 unknown
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main([*replay, "--params", str(params), "--out", str(root / "with")]) == 0
+    assert (root / "with" / "report.md").is_file()
+    assert main(["train", str(setup["bag"]), "--out", str(root / "run"), "--params", str(params), "--topic-map",
+                 str(plain_map), *TRAIN]) == 0  # fmt: skip
+    other = yaml.safe_load(setup["topic_map"].read_text())
+    other["topic_map"]["joint_states"]["rename"] = {"q0": JOINTS[1], "q1": JOINTS[0]}
+    capsys.readouterr()
+    assert main([*replay[:5], str(write_yaml(root / "other.yaml", other)), *replay[6:], "--params", str(params),
+                 "--out", str(root / "conflict")]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "joint_states.rename" in err and "keep one of them" in err
