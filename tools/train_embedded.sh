@@ -26,5 +26,5 @@ echo "recipe: $(ls "$out/demos" | wc -l) demonstrations in $demos_s s"
 start=$(date +%s)
 $rd train "$out"/demos/* --out "$out/train" --preset conv --cameras top \
   --crop top=0.125,0.1667,0.875,0.8333 --steps "$steps" --batch-size 32 --lr 5e-4 --warmup-steps 300 \
-  --proprio-noise 0.05 --save-every 500 --log-every 50 --threads 2 --quiet
+  --proprio-noise 0.025 --save-every 500 --log-every 50 --threads 2 --quiet
 echo "recipe: trained $steps steps in $(( $(date +%s) - start )) s (demonstrations: $demos_s s)"
