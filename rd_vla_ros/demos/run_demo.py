@@ -42,6 +42,8 @@ def main() -> int:
     checkpoint = embedded_checkpoint()
     section("1/4: closed loop over DDS, simulated ALOHA <-> rd_vla_node (embedded model, held-out seeds)")
     loop_rc, _ = run_closed_loop(str(checkpoint), EPISODES, workdir / "closed_loop", real_time_factor=0.5)
+    sys.stdout.write("(one episode per task is one draw; the embedded model's success rates over 50 held-out seeds "
+                     "per setting are in docs/sim.md, 'Results', made by tools/eval_embedded.sh)\n")  # fmt: skip
     section(
         f"2/4: offline replay of a recorded demonstration (rosbag2, held-out seed {REPLAY_SEED}), halting "
         "sweep and report"
