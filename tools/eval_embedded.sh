@@ -4,7 +4,7 @@
 #   A: TransferCube, fixed depths 1..32 at a constant execution horizon (fixed:h=4), so depth is not
 #      confounded with how often the policy re-plans; then the deployed setting (adaptive, delta 1e-3,
 #      the node's linear horizon schedule); Insertion, the deployed halting at constant horizons 4 and 8
-#      (how much the execution horizon itself matters);
+#      (how much the execution horizon itself matters), and fixed depths 2, 4, 8, 16 at horizon 8;
 #   B: TransferCube, adaptive thresholds at the same constant horizon; Insertion, the deployed setting
 #      and fixed depths 1, 4, 16 at the constant horizon; then the deployed TransferCube setting through
 #      rd_vla_node and the sim bridge over DDS.
@@ -32,6 +32,7 @@ start=$(date +%s)
   eval_ tc_deployed --tasks transfer_cube --depths "" --thresholds 1e-3
   eval_ ins_h4 --tasks insertion --depths "" --thresholds 1e-3 --horizon fixed:h=4
   eval_ ins_h8 --tasks insertion --depths "" --thresholds 1e-3 --horizon fixed:h=8
+  eval_ ins_depths_h8 --tasks insertion --depths 2,4,8,16 --thresholds "" --horizon fixed:h=8
 ) &
 (
   eval_ tc_thresholds --tasks transfer_cube --depths "" --thresholds 1e-2,3e-3,1e-3,3e-4 --horizon fixed:h=4
@@ -44,5 +45,5 @@ wait
 echo "eval: $(( $(date +%s) - start )) s"
 mkdir -p "$results"
 $rd sim-eval --merge "$out"/tc_depths.json "$out"/tc_thresholds.json "$out"/tc_deployed.json "$out"/tc_ros.json \
-  "$out"/ins_depths.json "$out"/ins_h4.json "$out"/ins_h8.json "$out"/ins_deployed.json \
+  "$out"/ins_depths.json "$out"/ins_h4.json "$out"/ins_h8.json "$out"/ins_depths_h8.json "$out"/ins_deployed.json \
   --out "$results/sim_eval.json" --plots "$results"

@@ -178,16 +178,19 @@ def plot_results(results: dict[str, Any], out_dir: Any) -> list[str]:
     written = []
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for i, (task, settings) in enumerate(results.items()):
-        fixed = sorted((s["fixed_depth"], s) for s in settings.values() if s["fixed_depth"])
-        if not fixed:
-            continue
-        x = [d for d, _ in fixed]
-        for key, style in (("success_reached", "-o"), ("success_final", "--s")):
-            y = [s[key] for _, s in fixed]
-            lo = [s[key] - s[key + "_ci95"][0] for _, s in fixed]
-            hi = [s[key + "_ci95"][1] - s[key] for _, s in fixed]
-            ax.errorbar(x, y, yerr=[lo, hi], fmt=style, color=f"C{i}", capsize=3, ms=4,
-                        label=f"{task} ({key.split('_')[1]})")  # fmt: skip
+        groups: dict[str, list[tuple[int, dict]]] = {}  # one line per horizon (the name's "[...]" suffix)
+        for name, s in settings.items():
+            if s["fixed_depth"]:
+                groups.setdefault(name.partition(" [")[2].rstrip("]"), []).append((s["fixed_depth"], s))
+        for j, (suffix, fixed) in enumerate(sorted(groups.items())):
+            fixed.sort(key=lambda item: item[0])
+            x = [d for d, _ in fixed]
+            for key, style in (("success_reached", "-" + "o^v"[j % 3]), ("success_final", "--s")):
+                y = [s[key] for _, s in fixed]
+                lo = [s[key] - s[key + "_ci95"][0] for _, s in fixed]
+                hi = [s[key + "_ci95"][1] - s[key] for _, s in fixed]
+                ax.errorbar(x, y, yerr=[lo, hi], fmt=style, color=f"C{2 * i + j}", capsize=3, ms=4,
+                            label=f"{task}{f' [{suffix}]' if suffix else ''} ({key.split('_')[1]})")  # fmt: skip
     written.append(_finish(fig, ax, "recurrent iterations (fixed depth)", "success rate (95% CI)",
                            "Closed-loop success vs recurrent depth", f"{out_dir}/success_vs_depth.png"))  # fmt: skip
 
