@@ -75,8 +75,8 @@ def main() -> int:
         for t in range(EPISODE_STEPS):
             expert.step(targets[t + 1])
         expert.close()
-        inserted = first_step(expert.rewards, 4)
-        reference = expert.relative[len(expert.relative) - 1 if inserted is None else inserted]
+        expert_inserted = first_step(expert.rewards, 4)
+        reference = expert.relative[-1 if expert_inserted is None else expert_inserted]
         sim = TracedSim("insertion", runner.camera_names)
         result = run_episode(runner, robot, "insertion", seed, runner.settings, sim=sim)
         sim.close()
@@ -86,9 +86,10 @@ def main() -> int:
         stages[result.max_reward] += 1
         if result.max_reward == 3:
             offsets.append((abs(dx), abs(dy), abs(dz)))
-        contact, inserted = ("-" if s is None else s for s in (first_step(sim.rewards, 3), first_step(sim.rewards, 4)))
+        contact, inserted = (first_step(sim.rewards, level) for level in (3, 4))
         closest = 1000 * float(np.linalg.norm(error[t]))
-        rows.append([seed, max(expert.rewards), result.max_reward, contact, inserted, closest, t, dx, dy, dz])
+        rows.append([seed, max(expert.rewards), result.max_reward, "-" if contact is None else contact,
+                     "-" if inserted is None else inserted, closest, t, dx, dy, dz])  # fmt: skip
         print(f"seed {seed}: expert {max(expert.rewards)}, policy {result.max_reward}", flush=True)
     print_table(
         f"Insertion, {checkpoint} (deployed setting) against the scripted expert; {machine()}",

@@ -42,7 +42,7 @@ from rd_vla_ros.ros.lifecycle import ManagedNode, run_managed
 from rd_vla_ros.ros.node_io import NodeOutputs, subscribe_inputs
 from rd_vla_ros.runtime.blending import ChunkBlender
 from rd_vla_ros.runtime.control_loop import ControlLoop
-from rd_vla_ros.runtime.joints import JointMapper, parse_renames
+from rd_vla_ros.runtime.joints import JointMapper
 from rd_vla_ros.runtime.loading import load_runner
 from rd_vla_ros.runtime.observation import ObservationAssembler
 from rd_vla_ros.runtime.runner import PolicyRunner
@@ -119,7 +119,7 @@ class RDVLANode(ManagedNode):
         self.outputs = NodeOutputs(self, v, self.robot)
         self.loop = ControlLoop(runner, assembler, safety, self._now, self.outputs, threading.Lock(),
                                 v["motion_enabled"], v["safety.hold_timeout_s"])  # fmt: skip
-        joints = JointMapper(self.robot.joint_names, parse_renames(v["joint_states.rename"]), v["joint_states.names"])
+        joints = JointMapper(self.robot.joint_names, *P.joint_naming(v))
         self.feed = InputFeed(assembler, joints, self.loop.inputs_lock)
         self._create_interfaces()
         gc.freeze()  # the model lives until cleanup: full collections (~0.2 s on 2 cores) stop scanning it

@@ -396,9 +396,10 @@ def replay_bag(options: ReplayOptions, command: str) -> tuple[dict[str, Any], Pa
     out = Path(options.out or f"replay_{bag_path.stem}").resolve()
     if out == bag_path or bag_path in out.parents:
         raise ValueError(f"the report directory {out} is inside the input bag; choose another --out")
-    values = P.values_from_file(options.params or config_path("rd_vla_node.yaml"))
+    params = options.params or config_path("rd_vla_node.yaml")
+    values = P.values_from_file(params)
     topic_map = TopicMap.from_yaml(options.topic_map or config_path("topic_map_aloha.yaml"))
-    topic_map.adopt_node_joint_naming(*P.joint_naming(values), f"--params {options.params}")
+    topic_map.adopt_node_joint_naming(*P.joint_naming(values), f"the params file {params}")
     if options.instruction:
         topic_map.instruction_default = options.instruction
     robot = RobotDescription.load(options.robot or values["robot_description"])

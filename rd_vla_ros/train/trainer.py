@@ -62,9 +62,10 @@ def run_inputs(cfg: TrainConfig) -> RunInputs:
     from rd_vla_ros.ros import params as P
     from rd_vla_ros.ros.bags import TopicMap
 
-    values = P.values_from_file(cfg.params or config_path("rd_vla_node.yaml"))
+    params = cfg.params or config_path("rd_vla_node.yaml")
+    values = P.values_from_file(params)
     topic_map = TopicMap.from_yaml(cfg.topic_map or config_path("topic_map_aloha.yaml"))
-    topic_map.adopt_node_joint_naming(*P.joint_naming(values), f"--params {cfg.params}")
+    topic_map.adopt_node_joint_naming(*P.joint_naming(values), f"the params file {params}")
     robot = RobotDescription.load(cfg.robot or values["robot_description"])
     params_cameras = list(values["camera_names"]) if cfg.params else None
     cameras = policy_cameras(cfg.cameras, cfg.cameras == [], robot, ("the --params file", params_cameras),

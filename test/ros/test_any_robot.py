@@ -174,19 +174,22 @@ def test_replay_and_train_read_joints_as_the_params_file_names_them(setup: dict[
         "arm_trajectory_topics": [COMMANDS],
         "joint_states.rename": [f"{q}={j}" for q, j in zip(recorded, JOINTS, strict=True)]}}})  # fmt: skip
     assert main(["init-checkpoint", str(root / "init"), "--robot", str(setup["robot"])]) == 0
-    replay = ["replay", str(setup["bag"]), "--checkpoint", str(root / "init"), "--topic-map", str(plain_map),
-              "--fixed-depths", "2", "--thresholds", "1e-2", "--quiet", "--no-plots"]  # fmt: skip
+
+    def replay(topic_map: Path, *args: str) -> int:
+        return main(["replay", str(setup["bag"]), "--checkpoint", str(root / "init"), "--topic-map", str(topic_map),
+                     "--fixed-depths", "2", "--thresholds", "1e-2", "--quiet", "--no-plots", *args])  # fmt: skip
+
     capsys.readouterr()
-    assert main([*replay, "--robot", str(setup["robot"]), "--out", str(root / "without")]) == 1  # q0..q6 unknown
+    assert replay(plain_map, "--robot", str(setup["robot"]), "--out", str(root / "without")) == 1  # q0..q6 unknown
     assert capsys.readouterr().err.count("\n") == 1
-    assert main([*replay, "--params", str(params), "--out", str(root / "with")]) == 0
+    assert replay(plain_map, "--params", str(params), "--out", str(root / "with")) == 0
     assert (root / "with" / "report.md").is_file()
     assert main(["train", str(setup["bag"]), "--out", str(root / "run"), "--params", str(params), "--topic-map",
                  str(plain_map), *TRAIN]) == 0  # fmt: skip
     other = yaml.safe_load(setup["topic_map"].read_text())
     other["topic_map"]["joint_states"]["rename"] = {"q0": JOINTS[1], "q1": JOINTS[0]}
     capsys.readouterr()
-    assert main([*replay[:5], str(write_yaml(root / "other.yaml", other)), *replay[6:], "--params", str(params),
-                 "--out", str(root / "conflict")]) == 1  # fmt: skip
+    other_map = write_yaml(root / "other.yaml", other)
+    assert replay(other_map, "--params", str(params), "--out", str(root / "conflict")) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "joint_states.rename" in err and "keep one of them" in err
